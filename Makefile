@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make start` (the registry on 127.0.0.1:5000, storage in
+# ./data, no cluster, no Docker) and `make test` (installs what the tests need, runs them all).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SERVER := registry-server
+REGISTRY_HTTP_ADDR ?= 127.0.0.1:5000
+REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY ?= $(CURDIR)/data
+export REGISTRY_HTTP_ADDR REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY
+
+.PHONY: help start test server-install server-build server-test test-tools bench
+
+help:
+	@echo "make start              run the registry on $(REGISTRY_HTTP_ADDR), storage in $(REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY)"
+	@echo "make test               install test tools and dependencies, run every test"
+	@echo "make up / make down     create / destroy the kind cluster with the registry (Pulumi, local state)"
+	@echo "make build APP=dir      build an app's image and push it to localhost:5000"
+	@echo "make bench              benchmark against CNCF distribution (docker-registry), when installed"
+
+start: server-build
+	cd $(SERVER) && exec node dist/src/main.js serve
+
+# npm ci only when the lock file changed since the last install.
+server-install: $(SERVER)/node_modules/.install-stamp
+$(SERVER)/node_modules/.install-stamp: $(SERVER)/package-lock.json
+	cd $(SERVER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+server-build: server-install
+	cd $(SERVER) && rm -rf dist && npx tsc -p tsconfig.json
+
+# Real clients for the end-to-end tests and the reference registry for benchmarks (Debian).
+test-tools:
+	@scripts/install-test-tools.sh
+
+server-test: test-tools server-build
+	cd $(SERVER) && node --test --test-concurrency=2 $$(find dist/test -name "*.test.js" | sort)
+
+test: server-test
+
+bench: server-build
+	cd $(SERVER) && node dist/bench/bench.js $(BENCH_ARGS)
+

@@ -1,0 +1,95 @@
+// The HTTP application: one request listener that matches a route, runs its handler, renders
+// every error in one place, answers CORS, and writes one log line per request.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Config } from "../config";
+import { errorBody, RegistryError } from "../errors";
+import type { Logger } from "../log";
+import type { Registry } from "../registry/registry";
+import { StorageFullError } from "../storage/driver";
+import { API_VERSION_HEADER, RequestContext } from "./context";
+import { match } from "./router";
+
+export interface RequestObserver {
+  /** Called once per finished request (metrics). */
+  (info: { route: string; method: string; status: number; bytesIn: number; bytesOut: number; durationMs: number }): void;
+}
+
+const CORS_EXPOSE = "Docker-Content-Digest, Docker-Distribution-API-Version, Link, Location, Range, Docker-Upload-UUID, OCI-Subject, OCI-Filters-Applied";
+
+function toRegistryError(err: unknown): RegistryError {
+  if (err instanceof RegistryError) return err;
+  if (err instanceof StorageFullError) return new RegistryError("STORAGE_FULL", "the registry's volume is full; nothing was stored");
+  return new RegistryError("INTERNAL");
+}
+
+function sendError(res: ServerResponse, err: RegistryError, method: string | undefined): void {
+  const body = Buffer.from(errorBody(err));
+  res.writeHead(err.status, { ...err.headers, "Content-Type": "application/json", "Content-Length": String(body.length) });
+  res.end(method === "HEAD" ? undefined : body);
+}
+
+export function createRequestListener(registry: Registry, config: Config, log: Logger, observe?: RequestObserver) {
+  const corsHeaders = {
+    "Access-Control-Allow-Origin": config.http.corsOrigin,
+    "Access-Control-Expose-Headers": CORS_EXPOSE,
+  };
+
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const socket = req.socket;
+    const readBefore = socket.bytesRead;
+    const writtenBefore = socket.bytesWritten;
+    const rawUrl = req.url ?? "/";
+    const q = rawUrl.indexOf("?");
+    const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const method = req.method ?? "GET";
+    let route = "unknown";
+    for (const [k, v] of Object.entries(API_VERSION_HEADER)) res.setHeader(k, v);
+    for (const [k, v] of Object.entries(corsHeaders)) res.setHeader(k, v);
+
+    res.on("finish", () => {
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      const bytesIn = socket.bytesRead - readBefore;
+      const bytesOut = socket.bytesWritten - writtenBefore;
+      observe?.({ route, method, status: res.statusCode, bytesIn, bytesOut, durationMs });
+      if (log.enabled("info")) {
+        log.info("request", { method, path, status: res.statusCode, route, bytesIn, bytesOut, durationMs: Math.round(durationMs * 100) / 100 });
+      }
+    });
+
+    try {
+      if (method === "OPTIONS") {
+        // CORS preflight: never needs credentials.
+        res.writeHead(204, {
+          "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+          "Access-Control-Allow-Headers": "Authorization, Accept, Content-Type, Content-Range, Range",
+          "Access-Control-Max-Age": "600",
+          "Content-Length": "0",
+        });
+        res.end();
+        return;
+      }
+      const found = match(method, path);
+      route = found.route;
+      const ctx: RequestContext = {
+        req,
+        res,
+        path,
+        query: new URLSearchParams(q < 0 ? "" : rawUrl.slice(q + 1)),
+        params: found.params,
+        registry,
+        config,
+        log,
+      };
+      await found.handler(ctx);
+    } catch (err) {
+      const regErr = toRegistryError(err);
+      if (regErr.status >= 500) log.error("request failed", { method, path, error: err instanceof Error ? err.stack ?? err.message : String(err) });
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      sendError(res, regErr, method);
+    }
+  };
+}

@@ -1,0 +1,86 @@
+// What every handler receives, and the small helpers they share to read requests and answer.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Config } from "../config";
+import { RegistryError } from "../errors";
+import type { Logger } from "../log";
+import { parseRepoName } from "../reference";
+import type { Registry } from "../registry/registry";
+
+export interface RouteParams {
+  name?: string;
+  reference?: string;
+  digest?: string;
+  uuid?: string;
+}
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  path: string;
+  query: URLSearchParams;
+  params: RouteParams;
+  registry: Registry;
+  config: Config;
+  log: Logger;
+}
+
+export type Handler = (ctx: RequestContext) => Promise<void>;
+
+export const API_VERSION_HEADER = { "Docker-Distribution-API-Version": "registry/2.0" };
+
+/** The repository name of the route, validated. */
+export function repoName(ctx: RequestContext): string {
+  return parseRepoName(ctx.params.name ?? "");
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, contentType = "application/json"): void {
+  const payload = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { ...headers, "Content-Type": contentType, "Content-Length": String(payload.length) });
+  res.end(payload);
+}
+
+export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...headers, "Content-Length": "0" });
+  res.end();
+}
+
+/** Declared Content-Length, or undefined for a chunked body. */
+export function contentLength(req: IncomingMessage): number | undefined {
+  const v = req.headers["content-length"];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new RegistryError("SIZE_INVALID", "invalid Content-Length");
+  return n;
+}
+
+/** Reads a small body whole (manifests), refusing more than `limit` bytes with 413. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const tooLarge = () => new RegistryError("SIZE_INVALID", `body exceeds ${limit} bytes`, { limit }, { status: 413, headers: { Connection: "close" } });
+  const declared = contentLength(req);
+  if (declared !== undefined && declared > limit) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req) {
+    total += (chunk as Buffer).length;
+    if (total > limit) throw tooLarge();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** `n` and `last` of the paginated listings (distribution-spec "Listing Tags"). */
+export function pagination(query: URLSearchParams): { n: number | undefined; last: string | undefined } {
+  const rawN = query.get("n");
+  let n: number | undefined;
+  if (rawN !== null && rawN !== "") {
+    if (!/^\d{1,9}$/.test(rawN)) throw new RegistryError("PAGINATION_NUMBER_INVALID", "n must be a non-negative integer", { n: rawN.slice(0, 50) });
+    n = Number(rawN);
+  }
+  const last = query.get("last") ?? undefined;
+  return { n, last: last === "" ? undefined : last };
+}
+
+/** RFC 5988 link to the next page. */
+export function nextLink(path: string, n: number, last: string): string {
+  return `<${path}?n=${n}&last=${encodeURIComponent(last)}>; rel="next"`;
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// Entry point: `registry-server [serve]`. Configuration errors are one plain line and exit 2.
+import { Config, ConfigError, loadConfig } from "./config";
+import { createLogger, Logger } from "./log";
+import { createServer } from "./server";
+
+const USAGE = "usage: registry-server [serve]";
+
+async function serve(config: Config, log: Logger): Promise<void> {
+  const server = await createServer(config, log);
+  const addr = await server.listen();
+  log.info("listening", { address: addr.address, port: addr.port, root: config.storage.rootDirectory, deleteEnabled: config.storage.deleteEnabled });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    void server.close().then(() => {
+      log.info("stopped");
+      process.exit(0);
+    });
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command = "serve", ...rest] = argv;
+  let config: Config;
+  try {
+    config = loadConfig(process.env, { isTty: process.stdout.isTTY === true });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`registry-server: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const log = createLogger(config.log.level, config.log.format);
+  switch (command) {
+    case "serve":
+      if (rest.length > 0) break;
+      await serve(config, log);
+      return -1;
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE + "\n");
+      return 0;
+  }
+  process.stderr.write(`registry-server: unknown command ${JSON.stringify([command, ...rest].join(" "))}; ${USAGE}\n`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    const e = err as NodeJS.ErrnoException;
+    // Startup failures a user can fix (port taken, unwritable directory) are one plain line.
+    if (e && typeof e.code === "string" && ["EADDRINUSE", "EACCES", "EROFS", "ENOTDIR", "EEXIST", "EADDRNOTAVAIL"].includes(e.code)) {
+      process.stderr.write(`registry-server: ${e.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`registry-server: ${e instanceof Error ? e.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

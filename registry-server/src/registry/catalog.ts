@@ -1,0 +1,85 @@
+// The repository catalog. Walking the tree for every page would make listing cost grow with
+// the store, so the sorted list is kept in memory and rebuilt only when the catalog generation
+// (a small file every process rewrites when a repository appears or goes) has changed: pages
+// then cost one small read and a binary search, and two processes on one directory agree.
+import { randomBytes } from "node:crypto";
+import { isNotFound, StorageDriver } from "../storage/driver";
+import { paths } from "../storage/paths";
+
+export class Catalog {
+  private cached: { generation: string; repos: string[] } | undefined;
+  private rebuilding: Promise<string[]> | undefined;
+
+  constructor(private readonly driver: StorageDriver) {}
+
+  /** Marks the catalog changed for every process sharing the store. */
+  async bump(): Promise<void> {
+    await this.driver.putContent(paths.catalogGeneration, randomBytes(12).toString("hex"));
+  }
+
+  private async generation(): Promise<string> {
+    try {
+      return (await this.driver.getContent(paths.catalogGeneration)).toString("utf8");
+    } catch (err) {
+      if (isNotFound(err)) return "";
+      throw err;
+    }
+  }
+
+  /** All repositories, sorted. */
+  async all(): Promise<string[]> {
+    const generation = await this.generation();
+    if (this.cached && this.cached.generation === generation) return this.cached.repos;
+    if (!this.rebuilding) {
+      this.rebuilding = this.walk()
+        .then((repos) => {
+          this.cached = { generation, repos };
+          return repos;
+        })
+        .finally(() => {
+          this.rebuilding = undefined;
+        });
+    }
+    return this.rebuilding;
+  }
+
+  /** Repositories after `last` (exclusive), at most n. */
+  async page(n: number | undefined, last: string | undefined): Promise<{ repos: string[]; more: boolean }> {
+    const all = await this.all();
+    const start = last === undefined ? 0 : upperBound(all, last);
+    const end = n === undefined ? all.length : Math.min(all.length, start + n);
+    return { repos: all.slice(start, end), more: end < all.length };
+  }
+
+  /** A repository is listed while it holds at least one manifest (its _manifests directory). */
+  private async walk(): Promise<string[]> {
+    const repos: string[] = [];
+    const visit = async (prefix: string): Promise<void> => {
+      let children: string[];
+      try {
+        children = await this.driver.list(prefix === "" ? paths.reposRoot : paths.repo(prefix));
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw err;
+      }
+      if (prefix !== "" && children.includes("_manifests")) repos.push(prefix);
+      for (const child of children) {
+        if (!child.startsWith("_")) await visit(prefix === "" ? child : `${prefix}/${child}`);
+      }
+    };
+    await visit("");
+    return repos.sort();
+  }
+}
+
+/** Index of the first element greater than `value` in a sorted array. */
+export function upperBound(sorted: string[], value: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] <= value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,245 @@
+// Manifests: content lives in the global blob store under its digest, a repository holds a
+// revision link per manifest, tags point at revisions, and manifests with a subject are indexed
+// for the referrers API. Content is immutable by digest, so it is cached in memory (bounded)
+// and a GET by tag costs one small read and one stat.
+import { RegistryError } from "../errors";
+import { Digest, Reference } from "../reference";
+import { isNotFound, StorageDriver } from "../storage/driver";
+import { paths } from "../storage/paths";
+import type { BlobStore } from "./blobs";
+import type { Catalog } from "./catalog";
+import { Descriptor, MediaTypes, parseManifest, ParsedManifest, referrerDescriptor, requiredBlobs } from "./manifest";
+import type { ReferrerIndex } from "./referrers";
+import type { TagStore } from "./tags";
+
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const CACHE_BYTES = 16 * 1024 * 1024;
+
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  content: Buffer;
+}
+
+export interface PutResult {
+  digest: Digest;
+  subject?: Digest;
+}
+
+/** A byte-bounded LRU of manifest content by digest. */
+class ContentCache {
+  private readonly entries = new Map<string, { mediaType: string; content: Buffer }>();
+  private bytes = 0;
+
+  get(key: string): { mediaType: string; content: Buffer } | undefined {
+    const e = this.entries.get(key);
+    if (e) {
+      this.entries.delete(key);
+      this.entries.set(key, e);
+    }
+    return e;
+  }
+
+  set(key: string, value: { mediaType: string; content: Buffer }): void {
+    if (value.content.length > CACHE_BYTES / 8) return;
+    this.delete(key);
+    this.entries.set(key, value);
+    this.bytes += value.content.length;
+    while (this.bytes > CACHE_BYTES) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.delete(oldest);
+    }
+  }
+
+  delete(key: string): void {
+    const e = this.entries.get(key);
+    if (e) {
+      this.bytes -= e.content.length;
+      this.entries.delete(key);
+    }
+  }
+}
+
+export class ManifestStore {
+  private readonly cache = new ContentCache();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    private readonly tags: TagStore,
+    private readonly referrers: ReferrerIndex,
+    private readonly catalog: Catalog,
+  ) {}
+
+  async exists(repo: string, digest: Digest): Promise<boolean> {
+    try {
+      await this.driver.stat(paths.revisionLink(repo, digest));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Resolves a tag or digest to a digest present in the repository, or MANIFEST_UNKNOWN. */
+  async resolve(repo: string, ref: Reference): Promise<Digest> {
+    const digest = ref.kind === "digest" ? ref.digest : await this.tags.get(repo, ref.tag);
+    if (!digest || !(await this.exists(repo, digest))) {
+      throw new RegistryError("MANIFEST_UNKNOWN", undefined, ref.kind === "tag" ? { tag: ref.tag } : { digest: ref.digest.toString() });
+    }
+    return digest;
+  }
+
+  async get(repo: string, ref: Reference): Promise<StoredManifest> {
+    const digest = await this.resolve(repo, ref);
+    return { digest, ...(await this.content(repo, digest)) };
+  }
+
+  /** Content and media type of a manifest known to be in the repository. */
+  async content(repo: string, digest: Digest): Promise<{ mediaType: string; content: Buffer }> {
+    const key = digest.toString();
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    let content: Buffer;
+    try {
+      content = await this.blobs.getContent(digest);
+    } catch (err) {
+      if (isNotFound(err)) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { digest: key });
+      throw err;
+    }
+    const mediaType = await this.storedMediaType(repo, digest, content);
+    const entry = { mediaType, content };
+    this.cache.set(key, entry);
+    return entry;
+  }
+
+  private async storedMediaType(repo: string, digest: Digest, content: Buffer): Promise<string> {
+    try {
+      const doc = JSON.parse(content.toString("utf8")) as { mediaType?: unknown; manifests?: unknown };
+      if (typeof doc.mediaType === "string") return doc.mediaType;
+      try {
+        return (await this.driver.getContent(paths.revisionMediaType(repo, digest))).toString("utf8").trim();
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      return doc.manifests !== undefined ? MediaTypes.ociIndex : MediaTypes.ociManifest;
+    } catch (err) {
+      if (err instanceof SyntaxError) return MediaTypes.ociManifest;
+      throw err;
+    }
+  }
+
+  /** Parsed form of a stored manifest (for deletes and garbage collection). */
+  async parsed(repo: string, digest: Digest): Promise<ParsedManifest | undefined> {
+    try {
+      const { mediaType, content } = await this.content(repo, digest);
+      return parseManifest(content, mediaType);
+    } catch (err) {
+      if (err instanceof RegistryError) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Validates and stores a manifest pushed by tag or digest. Writes go blob, revision link,
+   * referrer entry, then tag, so a crash never leaves a tag pointing at nothing.
+   */
+  async put(repo: string, ref: Reference, content: Buffer, contentType: string | undefined): Promise<PutResult> {
+    const parsed = parseManifest(content, contentType);
+    const algorithm = ref.kind === "digest" ? ref.digest.algorithm : "sha256";
+    const digest = Digest.of(algorithm, content);
+    if (ref.kind === "digest" && !digest.equals(ref.digest)) {
+      throw new RegistryError("DIGEST_INVALID", "manifest content does not match the digest in the URL", {
+        expected: ref.digest.toString(),
+        actual: digest.toString(),
+      });
+    }
+    await this.checkReferences(repo, parsed);
+
+    const firstManifest = !(await this.hasManifests(repo));
+    await this.blobs.putContent(digest, content);
+    if (!parsed.mediaTypeInBody) await this.driver.putContent(paths.revisionMediaType(repo, digest), parsed.mediaType);
+    if (!(await this.exists(repo, digest))) await this.driver.putContent(paths.revisionLink(repo, digest), digest.toString());
+    this.cache.set(digest.toString(), { mediaType: parsed.mediaType, content });
+
+    let subject: Digest | undefined;
+    if (parsed.subject) {
+      subject = Digest.parse(parsed.subject.digest);
+      await this.referrers.add(repo, subject, digest, referrerDescriptor(parsed, digest, content.length));
+    }
+    if (ref.kind === "tag") await this.tags.set(repo, ref.tag, digest);
+    if (firstManifest) await this.catalog.bump();
+    return { digest, subject };
+  }
+
+  private async checkReferences(repo: string, m: ParsedManifest): Promise<void> {
+    const missing: Descriptor[] = [];
+    await Promise.all(
+      requiredBlobs(m).map(async (d) => {
+        if (!(await this.blobs.isLinked(repo, Digest.parse(d.digest)))) missing.push(d);
+      }),
+    );
+    await Promise.all(
+      m.manifests.map(async (d) => {
+        if (!(await this.exists(repo, Digest.parse(d.digest)))) missing.push(d);
+      }),
+    );
+    if (missing.length > 0) {
+      throw new RegistryError("MANIFEST_BLOB_UNKNOWN", undefined, { digests: missing.map((d) => d.digest) });
+    }
+  }
+
+  async hasManifests(repo: string): Promise<boolean> {
+    try {
+      await this.driver.stat(paths.manifestsRoot(repo));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Removes a tag only; MANIFEST_UNKNOWN when there is no such tag. */
+  async deleteTag(repo: string, tag: string): Promise<void> {
+    if (!(await this.tags.delete(repo, tag))) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { tag });
+  }
+
+  /** Removes a manifest, every tag pointing at it and its referrer entry. */
+  async delete(repo: string, digest: Digest): Promise<void> {
+    if (!(await this.exists(repo, digest))) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { digest: digest.toString() });
+    const parsed = await this.parsed(repo, digest);
+    for (const { tag, digest: d } of await this.tags.entries(repo)) {
+      if (d.equals(digest)) await this.tags.delete(repo, tag);
+    }
+    if (parsed?.subject) {
+      const subject = Digest.tryParse(parsed.subject.digest);
+      if (subject) await this.referrers.remove(repo, subject, digest);
+    }
+    await this.driver.delete(paths.revisionDir(repo, digest)).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
+    await this.dropIfEmpty(repo);
+  }
+
+  /** A repository whose last manifest went leaves the catalog (distribution#2747). */
+  private async dropIfEmpty(repo: string): Promise<void> {
+    const revisions = await this.revisions(repo);
+    if (revisions.length > 0) return;
+    await this.driver.delete(paths.manifestsRoot(repo)).catch(() => undefined);
+    await this.driver.delete(paths.referrersRoot(repo)).catch(() => undefined);
+    await this.catalog.bump();
+  }
+
+  /** Every manifest digest present in the repository. */
+  async revisions(repo: string): Promise<Digest[]> {
+    const out: Digest[] = [];
+    for (const alg of await this.driver.list(paths.revisionsRoot(repo)).catch(() => [] as string[])) {
+      for (const hex of await this.driver.list(`${paths.revisionsRoot(repo)}/${alg}`).catch(() => [] as string[])) {
+        const d = Digest.tryParse(`${alg}:${hex}`);
+        if (d) out.push(d);
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,54 @@
+// The referrers index: for each subject digest, one small file per manifest that names it as
+// its subject, holding the descriptor the referrers API answers with (no manifest is parsed
+// at list time).
+import { Digest } from "../reference";
+import { isNotFound, StorageDriver } from "../storage/driver";
+import { paths } from "../storage/paths";
+import type { Descriptor } from "./manifest";
+
+export class ReferrerIndex {
+  constructor(private readonly driver: StorageDriver) {}
+
+  async add(repo: string, subject: Digest, referrer: Digest, descriptor: Descriptor): Promise<void> {
+    await this.driver.putContent(paths.referrerEntry(repo, subject, referrer), JSON.stringify(descriptor));
+  }
+
+  async remove(repo: string, subject: Digest, referrer: Digest): Promise<void> {
+    await this.driver.delete(paths.referrerEntry(repo, subject, referrer)).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
+  }
+
+  /** Descriptors of the manifests whose subject is `subject`, ordered by digest. */
+  async list(repo: string, subject: Digest): Promise<Descriptor[]> {
+    let names: string[];
+    try {
+      names = (await this.driver.list(paths.referrersOf(repo, subject))).filter((n) => n.endsWith(".json")).sort();
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw err;
+    }
+    const out: Descriptor[] = [];
+    for (const name of names) {
+      try {
+        const content = await this.driver.getContent(`${paths.referrersOf(repo, subject)}/${name}`);
+        out.push(JSON.parse(content.toString("utf8")) as Descriptor);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return out;
+  }
+
+  /** Subjects that have referrers in the repository (for garbage collection). */
+  async subjects(repo: string): Promise<Digest[]> {
+    const out: Digest[] = [];
+    for (const alg of await this.driver.list(paths.referrersRoot(repo)).catch(() => [] as string[])) {
+      for (const hex of await this.driver.list(`${paths.referrersRoot(repo)}/${alg}`).catch(() => [] as string[])) {
+        const d = Digest.tryParse(`${alg}:${hex}`);
+        if (d) out.push(d);
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,43 @@
+// The registry's domain layer, assembled over one storage driver. The HTTP layer talks only to
+// this; it never sees paths or the driver.
+import type { StorageDriver } from "../storage/driver";
+import { BlobStore } from "./blobs";
+import { Catalog } from "./catalog";
+import { ManifestStore } from "./manifests";
+import { ReferrerIndex } from "./referrers";
+import { TagStore } from "./tags";
+import { CapacityCheck, UploadStore } from "./uploads";
+
+export interface RegistryOptions {
+  capacity?: CapacityCheck;
+}
+
+export class Registry {
+  readonly blobs: BlobStore;
+  readonly uploads: UploadStore;
+  readonly tags: TagStore;
+  readonly referrers: ReferrerIndex;
+  readonly catalog: Catalog;
+  readonly manifests: ManifestStore;
+
+  constructor(
+    readonly driver: StorageDriver,
+    options: RegistryOptions = {},
+  ) {
+    this.blobs = new BlobStore(driver);
+    this.uploads = new UploadStore(driver, this.blobs, options.capacity);
+    this.tags = new TagStore(driver);
+    this.referrers = new ReferrerIndex(driver);
+    this.catalog = new Catalog(driver);
+    this.manifests = new ManifestStore(driver, this.blobs, this.tags, this.referrers, this.catalog);
+  }
+
+  /** Whether the storage answers at all (the readiness of GET /v2/). */
+  async healthy(): Promise<boolean> {
+    try {
+      return (await this.driver.stat("/")).isDir;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,154 @@
+// Upload sessions: data streams to <repo>/_uploads/<id>/data while it is hashed; the hash state
+// stays in memory between PATCHes so completing a multi-GiB upload does not read it again. A
+// session continued by another process (or after a restart) is rehashed from disk instead.
+import { randomUUID, createHash, Hash } from "node:crypto";
+import { RegistryError } from "../errors";
+import { Digest } from "../reference";
+import { isNotFound, StorageDriver } from "../storage/driver";
+import { paths } from "../storage/paths";
+import { KeyedLock } from "../util/keyed-lock";
+import type { BlobStore } from "./blobs";
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Hash states kept for open sessions; beyond this the oldest are dropped (and rehashed if used). */
+const MAX_HASH_STATES = 4096;
+
+interface HashState {
+  hash: Hash;
+  offset: number;
+}
+
+export interface AppendOptions {
+  /** Start offset the client claims (Content-Range); must equal the current size. */
+  start?: number;
+}
+
+/** Checks space before data is written; throws an OCI error when the write must be refused. */
+export type CapacityCheck = (repo: string, incomingBytes: number | undefined) => Promise<void>;
+
+export class UploadStore {
+  private readonly hashStates = new Map<string, HashState>();
+  private readonly lock = new KeyedLock();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    private readonly capacity: CapacityCheck = async () => undefined,
+  ) {}
+
+  async create(repo: string): Promise<string> {
+    const id = randomUUID();
+    const w = await this.driver.writer(paths.uploadData(repo, id), false);
+    await w.close();
+    this.remember(repo, id, { hash: createHash("sha256"), offset: 0 });
+    return id;
+  }
+
+  /** Current size of the session's data; BLOB_UPLOAD_UNKNOWN when there is no such session. */
+  async size(repo: string, id: string): Promise<number> {
+    if (!UUID_RE.test(id)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: id.slice(0, 100) });
+    try {
+      return (await this.driver.stat(paths.uploadData(repo, id))).size;
+    } catch (err) {
+      if (isNotFound(err)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id });
+      throw err;
+    }
+  }
+
+  /** Appends a chunk; answers the new size. */
+  async append(repo: string, id: string, body: AsyncIterable<Buffer>, length: number | undefined, options: AppendOptions = {}): Promise<number> {
+    return this.lock.run(`${repo}\0${id}`, () => this.appendLocked(repo, id, body, length, options));
+  }
+
+  private async appendLocked(repo: string, id: string, body: AsyncIterable<Buffer>, length: number | undefined, options: AppendOptions): Promise<number> {
+    const size = await this.size(repo, id);
+    if (options.start !== undefined && options.start !== size) {
+      throw new RegistryError("RANGE_INVALID", `chunk starts at ${options.start} but the upload has ${size} bytes`, undefined, {
+        headers: { Range: rangeHeader(size), "Docker-Upload-UUID": id },
+      });
+    }
+    if (length === 0) return size;
+    await this.capacity(repo, length);
+    const key = `${repo}\0${id}`;
+    let state = this.hashStates.get(key);
+    if (state && state.offset !== size) state = undefined;
+    this.hashStates.delete(key);
+
+    const writer = await this.driver.writer(paths.uploadData(repo, id), true);
+    let failure: unknown;
+    try {
+      for await (const chunk of body) {
+        state?.hash.update(chunk);
+        await writer.write(chunk);
+      }
+    } catch (err) {
+      failure = err;
+    }
+    // Keep what arrived, even from a client that went away: the session can resume from there.
+    try {
+      await writer.close();
+      if (state) {
+        state.offset = writer.size;
+        this.remember(repo, id, state);
+      }
+    } catch (err) {
+      failure ??= err;
+    }
+    if (failure !== undefined) throw failure;
+    return writer.size;
+  }
+
+  /**
+   * Appends the final chunk, verifies the digest and publishes the blob into the global store,
+   * linked into the repository. On a digest mismatch nothing is stored and the session is gone.
+   */
+  async complete(repo: string, id: string, digest: Digest, body: AsyncIterable<Buffer>, length: number | undefined, options: AppendOptions = {}): Promise<number> {
+    return this.lock.run(`${repo}\0${id}`, async () => {
+      await this.appendLocked(repo, id, body, length, options);
+      const key = `${repo}\0${id}`;
+      const dataPath = paths.uploadData(repo, id);
+      const writer = await this.driver.writer(dataPath, true);
+      await writer.commit();
+      const size = writer.size;
+      const state = this.hashStates.get(key);
+      this.hashStates.delete(key);
+      const actual =
+        state && state.offset === size && digest.algorithm === "sha256" ? Digest.fromHash("sha256", state.hash) : await this.hashFile(dataPath, digest);
+      if (!actual.equals(digest)) {
+        await this.driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
+        throw new RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content", { expected: digest.toString(), actual: actual.toString() });
+      }
+      await this.blobs.publish(dataPath, digest);
+      await this.blobs.link(repo, digest);
+      await this.driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
+      return size;
+    });
+  }
+
+  async cancel(repo: string, id: string): Promise<void> {
+    await this.size(repo, id);
+    this.hashStates.delete(`${repo}\0${id}`);
+    await this.driver.delete(paths.uploadDir(repo, id));
+  }
+
+  private async hashFile(path: string, like: Digest): Promise<Digest> {
+    const hash = like.newHash();
+    for await (const chunk of await this.driver.reader(path)) hash.update(chunk as Buffer);
+    return Digest.fromHash(like.algorithm, hash);
+  }
+
+  private remember(repo: string, id: string, state: HashState): void {
+    const key = `${repo}\0${id}`;
+    this.hashStates.delete(key);
+    this.hashStates.set(key, state);
+    if (this.hashStates.size > MAX_HASH_STATES) {
+      const oldest = this.hashStates.keys().next().value;
+      if (oldest !== undefined) this.hashStates.delete(oldest);
+    }
+  }
+}
+
+/** The `Range` header of upload responses: `0-<last byte>` (distribution answers 0-0 when empty). */
+export function rangeHeader(size: number): string {
+  return `0-${Math.max(size - 1, 0)}`;
+}

@@ -1,0 +1,65 @@
+// The narrow storage driver interface (after distribution's storagedriver.go). Paths are
+// absolute, slash-separated and built only by paths.ts. A driver knows nothing of registries:
+// no digests, no HTTP. The domain stores in src/registry/ sit on top of it.
+import type { Readable } from "node:stream";
+
+export interface FileInfo {
+  path: string;
+  size: number;
+  modTime: Date;
+  isDir: boolean;
+}
+
+export class PathNotFoundError extends Error {
+  constructor(readonly path: string) {
+    super(`path not found: ${path}`);
+    this.name = "PathNotFoundError";
+  }
+}
+
+/** The volume is full (ENOSPC/EDQUOT): nothing was published. */
+export class StorageFullError extends Error {
+  constructor(readonly path: string) {
+    super(`storage full while writing ${path}`);
+    this.name = "StorageFullError";
+  }
+}
+
+/** An append-only file being written, e.g. the data of an upload session. */
+export interface FileWriter {
+  /** Bytes in the file, including what was there before an append. */
+  readonly size: number;
+  /** Accepts a chunk; resolves when the writer can take more (backpressure). */
+  write(chunk: Buffer): Promise<void>;
+  /** Flushes and syncs to stable storage, then closes. */
+  commit(): Promise<void>;
+  /** Flushes and closes without syncing; the file can be appended to later. */
+  close(): Promise<void>;
+  /** Closes and removes the file. */
+  cancel(): Promise<void>;
+}
+
+export interface StorageDriver {
+  readonly name: string;
+  /** Whole content of a small file. */
+  getContent(path: string): Promise<Buffer>;
+  /** Atomically and durably replaces the file's content (readers see old or new, never half). */
+  putContent(path: string, content: Buffer | string): Promise<void>;
+  /** Streams the file from `offset` to `end` inclusive (the whole rest when end is undefined). */
+  reader(path: string, offset?: number, end?: number): Promise<Readable>;
+  /** Opens a file for writing; with append it continues after the existing content. */
+  writer(path: string, append: boolean): Promise<FileWriter>;
+  stat(path: string): Promise<FileInfo>;
+  /** Names of the direct children of a directory. */
+  list(path: string): Promise<string[]>;
+  /** Atomically and durably moves a file into place, replacing any file there. */
+  move(source: string, dest: string): Promise<void>;
+  /** Removes a file or a whole directory tree. */
+  delete(path: string): Promise<void>;
+  /** Bytes free for new data on the volume, when the driver can tell. */
+  freeBytes?(): Promise<number | undefined>;
+}
+
+export function isNotFound(err: unknown): err is PathNotFoundError {
+  return err instanceof PathNotFoundError;
+}
