@@ -8,7 +8,7 @@ REGISTRY_HTTP_ADDR ?= 127.0.0.1:5000
 REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY ?= $(CURDIR)/data
 export REGISTRY_HTTP_ADDR REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY
 
-.PHONY: help start test server-install server-build server-test test-tools bench
+.PHONY: help start test server-install server-build server-test test-tools bench gc
 
 help:
 	@echo "make start              run the registry on $(REGISTRY_HTTP_ADDR), storage in $(REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY)"
@@ -19,6 +19,10 @@ help:
 
 start: server-build
 	cd $(SERVER) && exec node dist/src/main.js serve
+
+# Garbage collection of the store `make start` uses, while it keeps running (DRY_RUN=1: report only).
+gc: server-build
+	cd $(SERVER) && node dist/src/main.js gc $(if $(DRY_RUN),--dry-run)
 
 # npm ci only when the lock file changed since the last install.
 server-install: $(SERVER)/node_modules/.install-stamp
@@ -36,8 +40,10 @@ test-tools:
 server-test: test-tools server-build
 	cd $(SERVER) && node --test --test-concurrency=2 $$(find dist/test -name "*.test.js" | sort)
 
-test: server-test
+test: server-test stack-test
 
 bench: server-build
 	cd $(SERVER) && node dist/bench/bench.js $(BENCH_ARGS)
+
+include mk/stack.mk
 

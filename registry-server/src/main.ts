@@ -3,8 +3,9 @@
 import { Config, ConfigError, loadConfig } from "./config";
 import { createLogger, Logger } from "./log";
 import { createServer } from "./server";
+import { gcCommand } from "./cli/gc";
 
-const USAGE = "usage: registry-server [serve]";
+const USAGE = "usage: registry-server [serve | gc [--dry-run] [--json] [--local]]";
 
 async function serve(config: Config, log: Logger): Promise<void> {
   const server = await createServer(config, log);
@@ -42,6 +43,13 @@ async function main(argv: string[]): Promise<number> {
       if (rest.length > 0) break;
       await serve(config, log);
       return -1;
+    case "gc":
+      try {
+        return await gcCommand(config, rest);
+      } catch (err) {
+        process.stderr.write(`registry-server gc: ${err instanceof Error ? err.message : String(err)}\n`);
+        return err instanceof Error && err.message.startsWith("unknown option") ? 2 : 1;
+      }
     case "help":
     case "--help":
     case "-h":

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "./config";
 import { createRequestListener, RequestObserver } from "./http/app";
 import type { Logger } from "./log";
+import { Maintenance } from "./maintenance";
 import { Registry } from "./registry/registry";
 import { FilesystemDriver } from "./storage/filesystem";
 
@@ -14,6 +15,7 @@ const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 export interface RegistryServer {
   readonly http: http.Server;
   readonly registry: Registry;
+  readonly maintenance: Maintenance;
   /** Starts listening on the configured address; resolves with the bound port. */
   listen(): Promise<AddressInfo>;
   /** Stops accepting, lets in-flight requests finish (up to the drain timeout), then closes. */
@@ -30,8 +32,9 @@ export async function createServer(config: Config, log: Logger, options: ServerO
   const stale = await driver.cleanTemporaries(STALE_TEMPORARY_MS);
   if (stale > 0) log.info("removed stale temporary files", { count: stale });
   const registry = new Registry(driver);
+  const maintenance = new Maintenance(registry, config, log);
 
-  const listener = createRequestListener(registry, config, log, options.observe);
+  const listener = createRequestListener({ registry, config, log, maintenance }, options.observe);
   const server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, (req, res) => {
     void listener(req, res);
   });
@@ -39,16 +42,19 @@ export async function createServer(config: Config, log: Logger, options: ServerO
   return {
     http: server,
     registry,
+    maintenance,
     listen: () =>
       new Promise<AddressInfo>((resolve, reject) => {
         server.once("error", reject);
         server.listen(config.http.port, config.http.host || undefined, () => {
           server.off("error", reject);
+          maintenance.start();
           resolve(server.address() as AddressInfo);
         });
       }),
     close: () =>
       new Promise<void>((resolve) => {
+        maintenance.stop();
         if (!server.listening) {
           resolve();
           return;

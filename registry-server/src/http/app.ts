@@ -1,12 +1,9 @@
 // The HTTP application: one request listener that matches a route, runs its handler, renders
 // every error in one place, answers CORS, and writes one log line per request.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Config } from "../config";
 import { errorBody, RegistryError } from "../errors";
-import type { Logger } from "../log";
-import type { Registry } from "../registry/registry";
 import { StorageFullError } from "../storage/driver";
-import { API_VERSION_HEADER, RequestContext } from "./context";
+import { API_VERSION_HEADER, AppServices, RequestContext } from "./context";
 import { match } from "./router";
 
 export interface RequestObserver {
@@ -28,7 +25,8 @@ function sendError(res: ServerResponse, err: RegistryError, method: string | und
   res.end(method === "HEAD" ? undefined : body);
 }
 
-export function createRequestListener(registry: Registry, config: Config, log: Logger, observe?: RequestObserver) {
+export function createRequestListener(services: AppServices, observe?: RequestObserver) {
+  const { config, log } = services;
   const corsHeaders = {
     "Access-Control-Allow-Origin": config.http.corsOrigin,
     "Access-Control-Expose-Headers": CORS_EXPOSE,
@@ -77,9 +75,7 @@ export function createRequestListener(registry: Registry, config: Config, log: L
         path,
         query: new URLSearchParams(q < 0 ? "" : rawUrl.slice(q + 1)),
         params: found.params,
-        registry,
-        config,
-        log,
+        ...services,
       };
       await found.handler(ctx);
     } catch (err) {

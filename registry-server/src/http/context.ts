@@ -4,6 +4,7 @@ import type { Config } from "../config";
 import { RegistryError } from "../errors";
 import type { Logger } from "../log";
 import { parseRepoName } from "../reference";
+import type { Maintenance } from "../maintenance";
 import type { Registry } from "../registry/registry";
 
 export interface RouteParams {
@@ -22,6 +23,15 @@ export interface RequestContext {
   registry: Registry;
   config: Config;
   log: Logger;
+  maintenance: Maintenance;
+}
+
+/** What the HTTP layer is built from. */
+export interface AppServices {
+  registry: Registry;
+  config: Config;
+  log: Logger;
+  maintenance: Maintenance;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;

@@ -7,7 +7,8 @@ export const listTags: Handler = async (ctx) => {
   const repo = repoName(ctx);
   const { n, last } = pagination(ctx.query);
   const all = await ctx.registry.tags.list(repo);
-  if (all === undefined && !(await ctx.registry.manifests.hasManifests(repo))) {
+  // A repository emptied by deletes still answers (with no tags); one never pushed to is unknown.
+  if (all === undefined && !(await ctx.registry.repositoryExists(repo))) {
     throw new RegistryError("NAME_UNKNOWN", undefined, { name: repo });
   }
   const tags = all ?? [];

@@ -1,6 +1,7 @@
 // The route table of the distribution API. Repository names contain slashes, so each route is
 // anchored on its suffix (blobs/, manifests/, tags/list, referrers/) with a greedy name before it.
 import { RegistryError } from "../errors";
+import { runGarbageCollection } from "./admin";
 import { apiVersionCheck } from "./base";
 import { deleteBlob, getBlob } from "./blobs";
 import type { Handler, RouteParams } from "./context";
@@ -39,6 +40,7 @@ export const routes: Route[] = [
   },
   { name: "blob", pattern: new RegExp(`^/v2/${NAME}/blobs/${SEGMENT}$`), params: ["name", "digest"], methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob } },
   { name: "referrers", pattern: new RegExp(`^/v2/${NAME}/referrers/${SEGMENT}$`), params: ["name", "digest"], methods: { GET: listReferrers } },
+  { name: "admin-gc", pattern: /^\/_registry\/gc$/, params: [], methods: { POST: runGarbageCollection } },
 ];
 
 export interface Match {

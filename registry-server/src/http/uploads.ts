@@ -50,10 +50,10 @@ export const startUpload: Handler = async (ctx) => {
     const digest = Digest.parse(mount);
     const from = ctx.query.get("from");
     // With `from`, the blob must be linked there; without it, any blob in the store will do
-    // (distribution-spec "automatic content discovery").
-    const available = from ? await registry.blobs.isLinked(parseRepoName(from), digest) : (await registry.blobs.size(digest)) !== undefined;
-    if (available && (await registry.blobs.size(digest)) !== undefined) {
-      await registry.blobs.link(repo, digest);
+    // (distribution-spec "automatic content discovery"), unless that is switched off.
+    const source = from ? parseRepoName(from) : undefined;
+    const mountable = source ? await registry.blobs.isLinked(source, digest) : ctx.config.automaticCrossMount;
+    if (mountable && (await registry.blobs.mount(repo, digest))) {
       blobCreated(ctx, repo, digest);
       return;
     }

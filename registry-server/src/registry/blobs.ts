@@ -1,12 +1,32 @@
 // One global content-addressed blob store; repositories hold links into it (after
 // distribution's linkedblobstore.go). Identical layers and cross-repository mounts cost no copy.
+//
+// Garbage collection runs while pushes go on. Every operation that creates a reference to a
+// blob holds the maintenance lock shared and refreshes the blob's modification time, so the
+// collector (which deletes only what is older than its grace period, re-checked under the
+// lock held exclusively) never removes a blob that a push has just started to use.
 import type { Readable } from "node:stream";
 import { isNotFound, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { Digest } from "../reference";
+import type { ReadWriteLock } from "../util/rw-lock";
 
 export class BlobStore {
-  constructor(private readonly driver: StorageDriver) {}
+  constructor(
+    private readonly driver: StorageDriver,
+    readonly maintenance: ReadWriteLock,
+  ) {}
+
+  /** Refreshes the blob's modification time; false when the blob is not in the store. */
+  async touch(digest: Digest): Promise<boolean> {
+    try {
+      await this.driver.touch(paths.blobData(digest));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
 
   /** Size of the blob in the global store, or undefined when it is not there. */
   async size(digest: Digest): Promise<number | undefined> {
@@ -28,7 +48,7 @@ export class BlobStore {
 
   /** Stores small content (a manifest) under its digest; a no-op when it is already there. */
   async putContent(digest: Digest, content: Buffer): Promise<void> {
-    if ((await this.size(digest)) === content.length) return;
+    if ((await this.size(digest)) === content.length && (await this.touch(digest))) return;
     await this.driver.putContent(paths.blobData(digest), content);
   }
 
@@ -37,11 +57,13 @@ export class BlobStore {
    * pushed the same layer at once) the file is dropped: both pushes succeed, one copy stays.
    */
   async publish(source: string, digest: Digest): Promise<void> {
-    if ((await this.size(digest)) !== undefined) {
-      await this.driver.delete(source).catch(() => undefined);
-      return;
-    }
-    await this.driver.move(source, paths.blobData(digest));
+    await this.maintenance.shared(async () => {
+      if (await this.touch(digest)) {
+        await this.driver.delete(source).catch(() => undefined);
+        return;
+      }
+      await this.driver.move(source, paths.blobData(digest));
+    });
   }
 
   async delete(digest: Digest): Promise<void> {
@@ -60,9 +82,27 @@ export class BlobStore {
     }
   }
 
+  /** Links a blob into a repository; a link that exists is refreshed (young links are kept by GC). */
   async link(repo: string, digest: Digest): Promise<void> {
-    if (await this.isLinked(repo, digest)) return;
-    await this.driver.putContent(paths.layerLink(repo, digest), digest.toString());
+    await this.maintenance.shared(() => this.linkLocked(repo, digest));
+  }
+
+  private async linkLocked(repo: string, digest: Digest): Promise<void> {
+    try {
+      await this.driver.touch(paths.layerLink(repo, digest));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.driver.putContent(paths.layerLink(repo, digest), digest.toString());
+    }
+  }
+
+  /** Links a blob that is already in the store (cross-repository mount); false when it is not. */
+  async mount(repo: string, digest: Digest): Promise<boolean> {
+    return this.maintenance.shared(async () => {
+      if (!(await this.touch(digest))) return false;
+      await this.linkLocked(repo, digest);
+      return true;
+    });
   }
 
   async unlink(repo: string, digest: Digest): Promise<boolean> {

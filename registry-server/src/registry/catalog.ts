@@ -52,7 +52,16 @@ export class Catalog {
   }
 
   /** A repository is listed while it holds at least one manifest (its _manifests directory). */
-  private async walk(): Promise<string[]> {
+  private walk(): Promise<string[]> {
+    return this.walkRepositories((children) => children.includes("_manifests"));
+  }
+
+  /** Every repository directory with any content (manifests, links, uploads), for maintenance. */
+  allRepositoryDirectories(): Promise<string[]> {
+    return this.walkRepositories((children) => children.some((c) => c.startsWith("_")));
+  }
+
+  private async walkRepositories(isRepository: (children: string[]) => boolean): Promise<string[]> {
     const repos: string[] = [];
     const visit = async (prefix: string): Promise<void> => {
       let children: string[];
@@ -62,7 +71,7 @@ export class Catalog {
         if (isNotFound(err)) return;
         throw err;
       }
-      if (prefix !== "" && children.includes("_manifests")) repos.push(prefix);
+      if (prefix !== "" && isRepository(children)) repos.push(prefix);
       for (const child of children) {
         if (!child.startsWith("_")) await visit(prefix === "" ? child : `${prefix}/${child}`);
       }

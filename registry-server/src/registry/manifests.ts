@@ -146,6 +146,10 @@ export class ManifestStore {
    * referrer entry, then tag, so a crash never leaves a tag pointing at nothing.
    */
   async put(repo: string, ref: Reference, content: Buffer, contentType: string | undefined): Promise<PutResult> {
+    return this.blobs.maintenance.shared(() => this.putLocked(repo, ref, content, contentType));
+  }
+
+  private async putLocked(repo: string, ref: Reference, content: Buffer, contentType: string | undefined): Promise<PutResult> {
     const parsed = parseManifest(content, contentType);
     const algorithm = ref.kind === "digest" ? ref.digest.algorithm : "sha256";
     const digest = Digest.of(algorithm, content);
@@ -160,7 +164,7 @@ export class ManifestStore {
     const firstManifest = !(await this.hasManifests(repo));
     await this.blobs.putContent(digest, content);
     if (!parsed.mediaTypeInBody) await this.driver.putContent(paths.revisionMediaType(repo, digest), parsed.mediaType);
-    if (!(await this.exists(repo, digest))) await this.driver.putContent(paths.revisionLink(repo, digest), digest.toString());
+    await this.touchOrCreate(paths.revisionLink(repo, digest), digest.toString());
     this.cache.set(digest.toString(), { mediaType: parsed.mediaType, content });
 
     let subject: Digest | undefined;
@@ -175,19 +179,35 @@ export class ManifestStore {
 
   private async checkReferences(repo: string, m: ParsedManifest): Promise<void> {
     const missing: Descriptor[] = [];
+    // Each reference is refreshed as it is checked, so garbage collection keeps it.
     await Promise.all(
       requiredBlobs(m).map(async (d) => {
-        if (!(await this.blobs.isLinked(repo, Digest.parse(d.digest)))) missing.push(d);
+        const digest = Digest.parse(d.digest);
+        if (!(await this.touchIfExists(paths.layerLink(repo, digest))) || !(await this.blobs.touch(digest))) missing.push(d);
       }),
     );
     await Promise.all(
       m.manifests.map(async (d) => {
-        if (!(await this.exists(repo, Digest.parse(d.digest)))) missing.push(d);
+        if (!(await this.touchIfExists(paths.revisionLink(repo, Digest.parse(d.digest))))) missing.push(d);
       }),
     );
     if (missing.length > 0) {
       throw new RegistryError("MANIFEST_BLOB_UNKNOWN", undefined, { digests: missing.map((d) => d.digest) });
     }
+  }
+
+  private async touchIfExists(path: string): Promise<boolean> {
+    try {
+      await this.driver.touch(path);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  private async touchOrCreate(path: string, content: string): Promise<void> {
+    if (!(await this.touchIfExists(path))) await this.driver.putContent(path, content);
   }
 
   async hasManifests(repo: string): Promise<boolean> {
@@ -212,23 +232,39 @@ export class ManifestStore {
     for (const { tag, digest: d } of await this.tags.entries(repo)) {
       if (d.equals(digest)) await this.tags.delete(repo, tag);
     }
+    await this.removeRevision(repo, digest, parsed);
+    await this.dropIfEmpty(repo);
+  }
+
+  /** Removes a manifest's revision and referrer entry (not its tags, not its content). */
+  async removeRevision(repo: string, digest: Digest, parsed: ParsedManifest | undefined): Promise<void> {
     if (parsed?.subject) {
       const subject = Digest.tryParse(parsed.subject.digest);
       if (subject) await this.referrers.remove(repo, subject, digest);
     }
+    this.cache.delete(digest.toString());
     await this.driver.delete(paths.revisionDir(repo, digest)).catch((err) => {
       if (!isNotFound(err)) throw err;
     });
-    await this.dropIfEmpty(repo);
   }
 
   /** A repository whose last manifest went leaves the catalog (distribution#2747). */
-  private async dropIfEmpty(repo: string): Promise<void> {
+  async dropIfEmpty(repo: string): Promise<void> {
     const revisions = await this.revisions(repo);
     if (revisions.length > 0) return;
     await this.driver.delete(paths.manifestsRoot(repo)).catch(() => undefined);
     await this.driver.delete(paths.referrersRoot(repo)).catch(() => undefined);
     await this.catalog.bump();
+  }
+
+  /** When the manifest was last pushed or referenced (its revision link's modification time). */
+  async lastReferenced(repo: string, digest: Digest): Promise<number | undefined> {
+    try {
+      return (await this.driver.stat(paths.revisionLink(repo, digest))).modTime.getTime();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   /** Every manifest digest present in the repository. */

@@ -1,8 +1,11 @@
 // The registry's domain layer, assembled over one storage driver. The HTTP layer talks only to
 // this; it never sees paths or the driver.
-import type { StorageDriver } from "../storage/driver";
+import { isNotFound, StorageDriver } from "../storage/driver";
+import { paths } from "../storage/paths";
+import { ReadWriteLock } from "../util/rw-lock";
 import { BlobStore } from "./blobs";
 import { Catalog } from "./catalog";
+import { GarbageCollector } from "./gc";
 import { ManifestStore } from "./manifests";
 import { ReferrerIndex } from "./referrers";
 import { TagStore } from "./tags";
@@ -13,23 +16,36 @@ export interface RegistryOptions {
 }
 
 export class Registry {
+  /** Held shared by pushes that publish references, exclusively by garbage collection. */
+  readonly maintenance = new ReadWriteLock();
   readonly blobs: BlobStore;
   readonly uploads: UploadStore;
   readonly tags: TagStore;
   readonly referrers: ReferrerIndex;
   readonly catalog: Catalog;
   readonly manifests: ManifestStore;
+  readonly gc: GarbageCollector;
 
   constructor(
     readonly driver: StorageDriver,
     options: RegistryOptions = {},
   ) {
-    this.blobs = new BlobStore(driver);
+    this.blobs = new BlobStore(driver, this.maintenance);
     this.uploads = new UploadStore(driver, this.blobs, options.capacity);
     this.tags = new TagStore(driver);
     this.referrers = new ReferrerIndex(driver);
     this.catalog = new Catalog(driver);
     this.manifests = new ManifestStore(driver, this.blobs, this.tags, this.referrers, this.catalog);
+    this.gc = new GarbageCollector(this);
+  }
+
+  async repositoryExists(name: string): Promise<boolean> {
+    try {
+      return (await this.driver.stat(paths.repo(name))).isDir;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
   }
 
   /** Whether the storage answers at all (the readiness of GET /v2/). */

@@ -17,8 +17,9 @@ export class TagStore {
 
   async set(repo: string, tag: string, digest: Digest): Promise<void> {
     const current = await this.get(repo, tag);
-    if (current?.equals(digest)) return;
-    await this.driver.putContent(paths.tagLink(repo, tag), digest.toString());
+    // Pushing a tag again counts as a push for retention ("keep the N most recent").
+    if (current?.equals(digest)) await this.driver.touch(paths.tagLink(repo, tag));
+    else await this.driver.putContent(paths.tagLink(repo, tag), digest.toString());
   }
 
   async delete(repo: string, tag: string): Promise<boolean> {

@@ -38,8 +38,11 @@ export class UploadStore {
 
   async create(repo: string): Promise<string> {
     const id = randomUUID();
-    const w = await this.driver.writer(paths.uploadData(repo, id), false);
-    await w.close();
+    // Shared with garbage collection, which removes repository directories it finds empty.
+    await this.blobs.maintenance.shared(async () => {
+      const w = await this.driver.writer(paths.uploadData(repo, id), false);
+      await w.close();
+    });
     this.remember(repo, id, { hash: createHash("sha256"), offset: 0 });
     return id;
   }

@@ -54,6 +54,8 @@ export interface StorageDriver {
   list(path: string): Promise<string[]>;
   /** Atomically and durably moves a file into place, replacing any file there. */
   move(source: string, dest: string): Promise<void>;
+  /** Sets the file's modification time to now (marks it as freshly referenced for garbage collection). */
+  touch(path: string): Promise<void>;
   /** Removes a file or a whole directory tree. */
   delete(path: string): Promise<void>;
   /** Bytes free for new data on the volume, when the driver can tell. */

@@ -167,6 +167,16 @@ export class FilesystemDriver implements StorageDriver {
     await fsyncDir(nodePath.dirname(to));
   }
 
+  async touch(path: string): Promise<void> {
+    const now = new Date();
+    try {
+      await fs.utimes(this.full(path), now, now);
+    } catch (err) {
+      if (isMissing(err)) throw new PathNotFoundError(path);
+      throw err;
+    }
+  }
+
   async delete(path: string): Promise<void> {
     const full = this.full(path);
     try {

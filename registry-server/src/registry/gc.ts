@@ -1,0 +1,296 @@
+// Online garbage collection (what distribution#1609 asks for): it runs while pushes and pulls
+// go on.
+//
+// Mark: per repository, apply retention, then keep every tagged manifest, every manifest
+// pushed or referenced within the grace period, and (to a fixpoint) the children of kept
+// indexes and the referrers of kept subjects. The blobs those manifests use, and blobs linked
+// within the grace period, are live.
+// Sweep: untagged unreferenced manifests, stale layer links, unreferenced blobs, abandoned
+// uploads and emptied repositories. Every delete is re-checked under the maintenance lock held
+// exclusively: pushes hold it shared while they publish a reference and refresh the
+// modification time of what they reference, so a reference made after the mark is seen.
+import { Digest } from "../reference";
+import { isNotFound, StorageDriver } from "../storage/driver";
+import { paths } from "../storage/paths";
+import type { RetentionPolicy } from "../config";
+import type { ParsedManifest } from "./manifest";
+import type { Registry } from "./registry";
+import { policyFor, tagsToExpire } from "./retention";
+
+export interface GcOptions {
+  dryRun?: boolean;
+  /** Anything created or referenced more recently than this is kept. */
+  gracePeriodMs: number;
+  /** Collect manifests that no tag, index or subject keeps. */
+  deleteUntagged: boolean;
+  /** Remove upload sessions idle for longer than this (undefined: keep them). */
+  uploadMaxAgeMs?: number;
+  retention?: RetentionPolicy[];
+  /** Only these repositories (for tests and targeted clean-ups); blobs are then not swept. */
+  repositories?: string[];
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  startedAt: string;
+  durationMs: number;
+  repositories: number;
+  tagsDeleted: string[];
+  manifestsDeleted: string[];
+  layerLinksDeleted: number;
+  blobsDeleted: number;
+  bytesFreed: number;
+  uploadsPurged: number;
+  repositoriesDeleted: string[];
+  blobsKept: number;
+  bytesKept: number;
+}
+
+function emptyReport(dryRun: boolean): GcReport {
+  return {
+    dryRun,
+    startedAt: new Date().toISOString(),
+    durationMs: 0,
+    repositories: 0,
+    tagsDeleted: [],
+    manifestsDeleted: [],
+    layerLinksDeleted: 0,
+    blobsDeleted: 0,
+    bytesFreed: 0,
+    uploadsPurged: 0,
+    repositoriesDeleted: [],
+    blobsKept: 0,
+    bytesKept: 0,
+  };
+}
+
+async function listOrEmpty(driver: StorageDriver, path: string): Promise<string[]> {
+  try {
+    return await driver.list(path);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+async function modTime(driver: StorageDriver, path: string): Promise<number | undefined> {
+  try {
+    return (await driver.stat(path)).modTime.getTime();
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export class GarbageCollector {
+  private running: Promise<GcReport> | undefined;
+
+  constructor(private readonly registry: Registry) {}
+
+  /** Runs a collection; a second call while one runs waits for it and gets its report. */
+  run(options: GcOptions): Promise<GcReport> {
+    if (!this.running) {
+      this.running = this.collect(options).finally(() => {
+        this.running = undefined;
+      });
+    }
+    return this.running;
+  }
+
+  private async collect(options: GcOptions): Promise<GcReport> {
+    const started = Date.now();
+    const cutoff = started - options.gracePeriodMs;
+    const report = emptyReport(options.dryRun === true);
+    const live = new Set<string>();
+    const repos = options.repositories ?? (await this.registry.catalog.allRepositoryDirectories());
+    report.repositories = repos.length;
+    for (const repo of repos) await this.collectRepository(repo, options, cutoff, started, live, report);
+    if (!options.repositories) await this.sweepBlobs(live, cutoff, report);
+    report.durationMs = Date.now() - started;
+    return report;
+  }
+
+  private async collectRepository(repo: string, options: GcOptions, cutoff: number, now: number, live: Set<string>, report: GcReport): Promise<void> {
+    const { manifests, tags, driver, maintenance } = this.registry;
+    const dryRun = options.dryRun === true;
+
+    // Retention first: the tags it drops stop keeping their manifests alive below.
+    let entries = await tags.entries(repo);
+    const policy = options.retention ? policyFor(repo, options.retention) : undefined;
+    let expire = new Set<string>();
+    if (policy) {
+      expire = new Set(tagsToExpire(entries.map((e) => ({ tag: e.tag, pushedAt: e.modTime.getTime() })), policy, now));
+      for (const e of entries.filter((x) => expire.has(x.tag))) {
+        const removed = dryRun || (await maintenance.exclusive(async () => (await tags.get(repo, e.tag))?.equals(e.digest) === true && tags.delete(repo, e.tag)));
+        if (removed) report.tagsDeleted.push(`${repo}:${e.tag}`);
+      }
+      entries = entries.filter((x) => !expire.has(x.tag));
+    }
+
+    // Mark the manifests to keep.
+    const revisions = await manifests.revisions(repo);
+    const parsed = new Map<string, ParsedManifest | undefined>();
+    const referrersOf = new Map<string, string[]>();
+    const keep = new Set<string>();
+    const queue: string[] = [];
+    const mark = (d: string) => {
+      if (!keep.has(d) && parsed.has(d)) {
+        keep.add(d);
+        queue.push(d);
+      }
+    };
+    for (const d of revisions) {
+      const m = await manifests.parsed(repo, d);
+      parsed.set(d.toString(), m);
+      if (m?.subject) referrersOf.set(m.subject.digest, [...(referrersOf.get(m.subject.digest) ?? []), d.toString()]);
+    }
+    for (const e of entries) mark(e.digest.toString());
+    for (const d of revisions) {
+      const t = await manifests.lastReferenced(repo, d);
+      if (!options.deleteUntagged || (t !== undefined && t >= cutoff)) mark(d.toString());
+    }
+    for (let d = queue.pop(); d !== undefined; d = queue.pop()) {
+      for (const child of parsed.get(d)?.manifests ?? []) mark(child.digest);
+      for (const referrer of referrersOf.get(d) ?? []) mark(referrer);
+    }
+
+    // Sweep the others, re-checked under the lock: a tag or reference made since the mark wins.
+    const dead = revisions.filter((d) => !keep.has(d.toString()));
+    if (dead.length > 0) {
+      await maintenance.exclusive(async () => {
+        // A dry run did not delete the tags retention drops: do as if it had.
+        const current = (await tags.entries(repo)).filter((e) => !(dryRun && expire.has(e.tag)));
+        const tagged = new Set(current.map((e) => e.digest.toString()));
+        for (const d of dead) {
+          const t = await manifests.lastReferenced(repo, d);
+          if (t === undefined || t >= cutoff || tagged.has(d.toString())) {
+            keep.add(d.toString());
+            continue;
+          }
+          if (!dryRun) await manifests.removeRevision(repo, d, parsed.get(d.toString()));
+          report.manifestsDeleted.push(`${repo}@${d.toString()}`);
+        }
+        if (!dryRun) await manifests.dropIfEmpty(repo);
+      });
+    }
+
+    // Blobs the kept manifests use.
+    const used = new Set<string>();
+    for (const d of keep) {
+      used.add(d);
+      const m = parsed.get(d);
+      if (m?.config) used.add(m.config.digest);
+      for (const l of m?.layers ?? []) used.add(l.digest);
+    }
+    used.forEach((d) => live.add(d));
+
+    // Layer links nothing uses any more (young ones may belong to a push in progress).
+    for (const alg of await listOrEmpty(driver, paths.layersRoot(repo))) {
+      for (const hex of await listOrEmpty(driver, `${paths.layersRoot(repo)}/${alg}`)) {
+        const digest = Digest.tryParse(`${alg}:${hex}`);
+        if (!digest || used.has(digest.toString())) continue;
+        const removed = await maintenance.exclusive(async () => {
+          const t = await modTime(driver, paths.layerLink(repo, digest));
+          if (t === undefined || t >= cutoff) return false;
+          if (!dryRun) await this.registry.blobs.unlink(repo, digest);
+          return true;
+        });
+        if (removed) report.layerLinksDeleted++;
+        else live.add(digest.toString());
+      }
+    }
+
+    if (options.uploadMaxAgeMs !== undefined) await this.purgeUploads(repo, now - options.uploadMaxAgeMs, dryRun, report);
+    if (!dryRun && (await this.removeIfEmpty(repo))) report.repositoriesDeleted.push(repo);
+  }
+
+  /** Removes upload sessions idle since before `before` in every repository; answers how many. */
+  async purgeAllUploads(before: number, dryRun = false): Promise<number> {
+    const report = emptyReport(dryRun);
+    for (const repo of await this.registry.catalog.allRepositoryDirectories()) await this.purgeUploads(repo, before, dryRun, report);
+    return report.uploadsPurged;
+  }
+
+  private async purgeUploads(repo: string, before: number, dryRun: boolean, report: GcReport): Promise<void> {
+    const { driver } = this.registry;
+    for (const id of await listOrEmpty(driver, paths.uploadsRoot(repo))) {
+      const t = (await modTime(driver, paths.uploadData(repo, id))) ?? (await modTime(driver, paths.uploadDir(repo, id)));
+      if (t === undefined || t >= before) continue;
+      if (!dryRun) await driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
+      report.uploadsPurged++;
+    }
+  }
+
+  /** Removes a repository left with nothing, and parent directories it leaves empty. */
+  private async removeIfEmpty(repo: string): Promise<boolean> {
+    const { driver } = this.registry;
+    return this.registry.maintenance.exclusive(async () => {
+      const children = await listOrEmpty(driver, paths.repo(repo));
+      for (const child of children) {
+        if (!child.startsWith("_")) return false;
+        if (!(await this.isEmptyTree(`${paths.repo(repo)}/${child}`))) return false;
+      }
+      await driver.delete(paths.repo(repo)).catch(() => undefined);
+      for (let parent = repo.slice(0, repo.lastIndexOf("/")); parent.length > 0; parent = parent.slice(0, Math.max(parent.lastIndexOf("/"), 0))) {
+        if ((await listOrEmpty(driver, paths.repo(parent))).length > 0) break;
+        await driver.delete(paths.repo(parent)).catch(() => undefined);
+      }
+      return true;
+    });
+  }
+
+  /** True when a directory holds no files at any depth. */
+  private async isEmptyTree(path: string): Promise<boolean> {
+    const { driver } = this.registry;
+    let info;
+    try {
+      info = await driver.stat(path);
+    } catch (err) {
+      if (isNotFound(err)) return true;
+      throw err;
+    }
+    if (!info.isDir) return false;
+    for (const child of await listOrEmpty(driver, path)) {
+      if (!(await this.isEmptyTree(`${path}/${child}`))) return false;
+    }
+    return true;
+  }
+
+  private async sweepBlobs(live: Set<string>, cutoff: number, report: GcReport): Promise<void> {
+    const { driver, blobs, maintenance } = this.registry;
+    const dryRun = report.dryRun;
+    for (const alg of await listOrEmpty(driver, paths.blobsRoot)) {
+      for (const prefix of await listOrEmpty(driver, `${paths.blobsRoot}/${alg}`)) {
+        for (const hex of await listOrEmpty(driver, `${paths.blobsRoot}/${alg}/${prefix}`)) {
+          const digest = Digest.tryParse(`${alg}:${hex}`);
+          if (!digest) continue;
+          if (live.has(digest.toString())) {
+            report.blobsKept++;
+            report.bytesKept += (await blobs.size(digest)) ?? 0;
+            continue;
+          }
+          let size = 0;
+          const deleted = await maintenance.exclusive(async () => {
+            let info;
+            try {
+              info = await driver.stat(paths.blobData(digest));
+            } catch (err) {
+              if (!isNotFound(err)) throw err;
+            }
+            size = info?.size ?? 0;
+            if (info && info.modTime.getTime() >= cutoff) return false;
+            if (!dryRun) await blobs.delete(digest);
+            return true;
+          });
+          if (deleted) {
+            report.blobsDeleted++;
+            report.bytesFreed += size;
+          } else {
+            report.blobsKept++;
+            report.bytesKept += size;
+          }
+        }
+      }
+    }
+  }
+}
