@@ -66,8 +66,8 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     const e = err as NodeJS.ErrnoException;
-    // Startup failures a user can fix (port taken, unwritable directory) are one plain line.
-    if (e && typeof e.code === "string" && ["EADDRINUSE", "EACCES", "EROFS", "ENOTDIR", "EEXIST", "EADDRNOTAVAIL"].includes(e.code)) {
+    // System errors at startup (port taken, unwritable or looping directory) are one plain line.
+    if (e && typeof e.code === "string" && typeof e.syscall === "string") {
       process.stderr.write(`registry-server: ${e.message}\n`);
       process.exit(2);
     }

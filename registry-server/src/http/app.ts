@@ -1,6 +1,7 @@
 // The HTTP application: one request listener that matches a route, runs its handler, renders
 // every error in one place, answers CORS, and writes one log line per request.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { errorBody, RegistryError } from "../errors";
 import { StorageFullError } from "../storage/driver";
 import { API_VERSION_HEADER, AppServices, RequestContext } from "./context";
@@ -32,11 +33,11 @@ export function createRequestListener(services: AppServices, observe?: RequestOb
     "Access-Control-Expose-Headers": CORS_EXPOSE,
   };
 
+  const socketTotals = new WeakMap<Socket, { read: number; written: number }>();
+
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
     const socket = req.socket;
-    const readBefore = socket.bytesRead;
-    const writtenBefore = socket.bytesWritten;
     const rawUrl = req.url ?? "/";
     const q = rawUrl.indexOf("?");
     const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
@@ -45,13 +46,20 @@ export function createRequestListener(services: AppServices, observe?: RequestOb
     for (const [k, v] of Object.entries(API_VERSION_HEADER)) res.setHeader(k, v);
     for (const [k, v] of Object.entries(corsHeaders)) res.setHeader(k, v);
 
-    res.on("finish", () => {
+    // "close" fires for finished and abandoned responses alike: one log line per request.
+    res.once("close", () => {
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const bytesIn = socket.bytesRead - readBefore;
-      const bytesOut = socket.bytesWritten - writtenBefore;
+      // A keep-alive socket carries several requests: count from where the previous one ended.
+      const previous = socketTotals.get(socket) ?? { read: 0, written: 0 };
+      const totals = { read: socket.bytesRead, written: socket.bytesWritten };
+      socketTotals.set(socket, totals);
+      const bytesIn = totals.read - previous.read;
+      const bytesOut = totals.written - previous.written;
+      const aborted = !res.writableFinished;
       observe?.({ route, method, status: res.statusCode, bytesIn, bytesOut, durationMs });
       if (log.enabled("info")) {
-        log.info("request", { method, path, status: res.statusCode, route, bytesIn, bytesOut, durationMs: Math.round(durationMs * 100) / 100 });
+        const fields = { method, path, status: res.statusCode, route, bytesIn, bytesOut, durationMs: Math.round(durationMs * 100) / 100 };
+        log.info("request", aborted ? { ...fields, aborted: true } : fields);
       }
     });
 
@@ -79,6 +87,11 @@ export function createRequestListener(services: AppServices, observe?: RequestOb
       };
       await found.handler(ctx);
     } catch (err) {
+      // A client that went away mid-request is not a server fault: nothing to answer or report.
+      if (req.readableAborted || res.destroyed || (err as NodeJS.ErrnoException).code === "ECONNRESET" || (err instanceof Error && err.message === "aborted")) {
+        res.destroy();
+        return;
+      }
       const regErr = toRegistryError(err);
       if (regErr.status >= 500) log.error("request failed", { method, path, error: err instanceof Error ? err.stack ?? err.message : String(err) });
       if (res.headersSent) {

@@ -8,7 +8,7 @@ import { paths } from "../storage/paths";
 
 export class Catalog {
   private cached: { generation: string; repos: string[] } | undefined;
-  private rebuilding: Promise<string[]> | undefined;
+  private rebuilding: { generation: string; repos: Promise<string[]> } | undefined;
 
   constructor(private readonly driver: StorageDriver) {}
 
@@ -30,17 +30,21 @@ export class Catalog {
   async all(): Promise<string[]> {
     const generation = await this.generation();
     if (this.cached && this.cached.generation === generation) return this.cached.repos;
-    if (!this.rebuilding) {
-      this.rebuilding = this.walk()
-        .then((repos) => {
+    // Join a rebuild only if it started from this generation; an older one may miss a change.
+    if (this.rebuilding?.generation !== generation) {
+      const rebuild = {
+        generation,
+        repos: this.walk().then((repos) => {
           this.cached = { generation, repos };
           return repos;
-        })
-        .finally(() => {
-          this.rebuilding = undefined;
-        });
+        }),
+      };
+      this.rebuilding = rebuild;
+      void rebuild.repos.finally(() => {
+        if (this.rebuilding === rebuild) this.rebuilding = undefined;
+      }).catch(() => undefined);
     }
-    return this.rebuilding;
+    return this.rebuilding.repos;
   }
 
   /** Repositories after `last` (exclusive), at most n. */

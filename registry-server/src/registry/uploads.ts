@@ -90,7 +90,8 @@ export class UploadStore {
     // Keep what arrived, even from a client that went away: the session can resume from there.
     try {
       await writer.close();
-      if (state) {
+      // After a failed write the hash may include bytes the disk does not: rehash later instead.
+      if (state && failure === undefined) {
         state.offset = writer.size;
         this.remember(repo, id, state);
       }

@@ -1,0 +1,142 @@
+// The filesystem driver: the shared contract, plus what only a filesystem has (its .tmp
+// directory, path confinement, file descriptors, a full volume).
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { PathNotFoundError, StorageFullError } from "../../src/storage/driver";
+import { FilesystemDriver } from "../../src/storage/filesystem";
+import { driverContract, readAll } from "./driver-contract";
+
+async function makeFilesystemDriver(parent = tmpdir()): Promise<{ driver: FilesystemDriver; root: string; cleanup(): Promise<void> }> {
+  const root = await mkdtemp(path.join(parent, "fs-driver-"));
+  const driver = new FilesystemDriver(root);
+  await driver.init();
+  return { driver, root, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+driverContract("filesystem", makeFilesystemDriver);
+
+function openDescriptors(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+describe("FilesystemDriver", () => {
+  let fsd: Awaited<ReturnType<typeof makeFilesystemDriver>>;
+  beforeEach(async () => {
+    fsd = await makeFilesystemDriver();
+  });
+  afterEach(() => fsd.cleanup());
+
+  it("writes putContent's temporary under <root>/.tmp, never beside the destination, and leaves none behind", async () => {
+    const tmp = path.join(fsd.root, ".tmp");
+    const put = fsd.driver.putContent("/dir/big", randomBytes(64 * 1024 * 1024));
+    let done = false;
+    void put.finally(() => {
+      done = true;
+    });
+    const seenInTmp = new Set<string>();
+    const seenBeside = new Set<string>();
+    while (!done) {
+      for (const n of await readdir(tmp)) seenInTmp.add(n);
+      for (const n of await readdir(path.join(fsd.root, "dir")).catch(() => [])) seenBeside.add(n);
+    }
+    await put;
+    assert.ok(seenInTmp.size > 0, "no temporary was seen in .tmp while a 64 MiB putContent ran");
+    assert.deepEqual([...seenBeside].filter((n) => n !== "big"), []);
+    assert.deepEqual(await readdir(tmp), []);
+    assert.deepEqual(await fsd.driver.list("/"), ["dir"]);
+  });
+
+  it("cleanTemporaries removes only temporaries older than the given age", async () => {
+    const tmp = path.join(fsd.root, ".tmp");
+    await writeFile(path.join(tmp, "old"), "left by a crash");
+    await mkdir(path.join(tmp, "old-dir"));
+    await writeFile(path.join(tmp, "fresh"), "being written now");
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    await utimes(path.join(tmp, "old"), twoHoursAgo, twoHoursAgo);
+    await utimes(path.join(tmp, "old-dir"), twoHoursAgo, twoHoursAgo);
+    assert.equal(await fsd.driver.cleanTemporaries(3600_000), 2);
+    assert.deepEqual(await readdir(tmp), ["fresh"]);
+  });
+
+  it("refuses relative paths and paths with .. or NUL, touching nothing outside the root", async () => {
+    const escape = `escape-${randomBytes(6).toString("hex")}`;
+    const bad = [`/../${escape}`, `/a/../../${escape}`, "/a/..", "/..", `relative/${escape}`, `../${escape}`, "/nul\0byte"];
+    for (const p of bad) {
+      for (const attempt of [
+        () => fsd.driver.putContent(p, "x"),
+        () => fsd.driver.getContent(p),
+        () => fsd.driver.writer(p, false),
+        () => fsd.driver.delete(p),
+        () => fsd.driver.move("/a/file", p),
+        () => fsd.driver.list(p),
+      ]) {
+        await assert.rejects(attempt(), (err: unknown) => err instanceof Error && !(err instanceof PathNotFoundError) && /invalid storage path/.test(err.message), `path ${JSON.stringify(p)}`);
+      }
+    }
+    assert.equal(existsSync(path.join(path.dirname(fsd.root), escape)), false);
+    assert.deepEqual(await readdir(fsd.root), [".tmp"]);
+  });
+
+  it("closes the file descriptor of every reader once it has been read", async () => {
+    await fsd.driver.putContent("/fd/file", randomBytes(100_000));
+    const before = openDescriptors();
+    for (let i = 0; i < 100; i++) await readAll(await fsd.driver.reader("/fd/file", i));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const leaked = openDescriptors() - before;
+    assert.ok(leaked < 5, `${leaked} file descriptors still open after 100 reads`);
+  });
+
+  it("init refuses a root that is a file", async () => {
+    await writeFile(path.join(fsd.root, "file"), "x");
+    await assert.rejects(new FilesystemDriver(path.join(fsd.root, "file")).init(), /ENOTDIR/);
+  });
+});
+
+describe("FilesystemDriver on a full volume", () => {
+  // A 1 MiB tmpfs is a volume that fills up cheaply. Mounting needs root; without it these
+  // tests fail rather than skip.
+  let mountPoint = "";
+  let fsd: Awaited<ReturnType<typeof makeFilesystemDriver>>;
+  before(async () => {
+    mountPoint = await mkdtemp(path.join(tmpdir(), "fs-driver-full-"));
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint]);
+  });
+  after(async () => {
+    if (mountPoint === "") return;
+    execFileSync("umount", [mountPoint]);
+    await rm(mountPoint, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    fsd = await makeFilesystemDriver(mountPoint);
+  });
+  afterEach(() => fsd.cleanup());
+
+  it("putContent that does not fit throws StorageFullError and keeps the old content and no temporary", async () => {
+    await fsd.driver.putContent("/full/file", "old");
+    await assert.rejects(fsd.driver.putContent("/full/file", randomBytes(2 * 1024 * 1024)), StorageFullError);
+    assert.equal((await fsd.driver.getContent("/full/file")).toString("utf8"), "old");
+    assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
+  });
+
+  it("a writer that does not fit throws StorageFullError, and cancel frees the space", async () => {
+    const w = await fsd.driver.writer("/full/upload/data", false);
+    await assert.rejects(async () => {
+      for (let i = 0; i < 32; i++) await w.write(randomBytes(64 * 1024));
+      await w.commit();
+    }, StorageFullError);
+    await w.cancel();
+    await assert.rejects(fsd.driver.stat("/full/upload/data"), PathNotFoundError);
+    await fsd.driver.putContent("/full/after", randomBytes(512 * 1024));
+  });
+
+  it("reports the free bytes of the volume", async () => {
+    const free = await fsd.driver.freeBytes();
+    assert.ok(free !== undefined && free > 0 && free <= 1024 * 1024, `freeBytes ${free}`);
+  });
+});
