@@ -1,6 +1,6 @@
 // Every error the API can answer with is declared once here: its OCI code, HTTP status and
-// default message (distribution-spec v1.1 "Error Codes", plus RANGE_INVALID for 416 and the
-// capacity codes of this registry). Handlers throw RegistryError; one function renders it.
+// default message (distribution-spec v1.1 "Error Codes", plus RANGE_INVALID for 416). Handlers
+// throw RegistryError; one function renders it.
 
 export const ERROR_CODES = {
   BLOB_UNKNOWN: { status: 404, message: "blob unknown to registry" },
@@ -20,8 +20,6 @@ export const ERROR_CODES = {
   RANGE_INVALID: { status: 416, message: "invalid content range" },
   PAGINATION_NUMBER_INVALID: { status: 400, message: "invalid number of results requested" },
   NOT_FOUND: { status: 404, message: "no such endpoint" },
-  QUOTA_EXCEEDED: { status: 507, message: "storage quota exceeded" },
-  STORAGE_FULL: { status: 507, message: "storage is full" },
   UNAVAILABLE: { status: 503, message: "service unavailable" },
   INTERNAL: { status: 500, message: "internal server error" },
 } as const;
@@ -49,6 +47,14 @@ export class RegistryError extends Error {
     this.detail = detail;
     this.headers = options.headers ?? {};
   }
+}
+
+/**
+ * A push refused because the volume is (nearly) full: 507 Insufficient Storage with the spec's
+ * DENIED code, since clients know only the spec's codes and a 5xx tells them to retry later.
+ */
+export function volumeFullError(message = "the registry's volume is full; nothing was stored", detail?: unknown): RegistryError {
+  return new RegistryError("DENIED", message, detail, { status: 507 });
 }
 
 /** The `{errors:[…]}` envelope of the distribution spec. */

@@ -4,8 +4,9 @@ import { Config, ConfigError, loadConfig } from "./config";
 import { createLogger, Logger } from "./log";
 import { createServer } from "./server";
 import { gcCommand } from "./cli/gc";
+import { fsckCommand, FsckUsageError } from "./cli/fsck";
 
-const USAGE = "usage: registry-server [serve | gc [--dry-run] [--json] [--local]]";
+const USAGE = "usage: registry-server [serve | gc [--dry-run] [--json] [--local] | fsck [--repair] [--json]]";
 
 async function serve(config: Config, log: Logger): Promise<void> {
   const server = await createServer(config, log);
@@ -49,6 +50,13 @@ async function main(argv: string[]): Promise<number> {
       } catch (err) {
         process.stderr.write(`registry-server gc: ${err instanceof Error ? err.message : String(err)}\n`);
         return err instanceof Error && err.message.startsWith("unknown option") ? 2 : 1;
+      }
+    case "fsck":
+      try {
+        return await fsckCommand(config, rest);
+      } catch (err) {
+        process.stderr.write(`registry-server fsck: ${err instanceof Error ? err.message : String(err)}\n`);
+        return err instanceof FsckUsageError ? 2 : 1;
       }
     case "help":
     case "--help":

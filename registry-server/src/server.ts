@@ -6,7 +6,9 @@ import type { Config } from "./config";
 import { createRequestListener, RequestObserver } from "./http/app";
 import type { Logger } from "./log";
 import { Maintenance } from "./maintenance";
+import { RegistryMetrics } from "./metrics";
 import { Registry } from "./registry/registry";
+import { StorageUsage } from "./registry/usage";
 import { FilesystemDriver } from "./storage/filesystem";
 
 /** Temporaries older than this are left over from a crash and removed at start. */
@@ -16,6 +18,9 @@ export interface RegistryServer {
   readonly http: http.Server;
   readonly registry: Registry;
   readonly maintenance: Maintenance;
+  readonly usage: StorageUsage;
+  /** Absent when REGISTRY_METRICS_ENABLED=false. */
+  readonly metrics?: RegistryMetrics;
   /** Starts listening on the configured address; resolves with the bound port. */
   listen(): Promise<AddressInfo>;
   /** Stops accepting, lets in-flight requests finish (up to the drain timeout), then closes. */
@@ -31,10 +36,20 @@ export async function createServer(config: Config, log: Logger, options: ServerO
   await driver.init();
   const stale = await driver.cleanTemporaries(STALE_TEMPORARY_MS);
   if (stale > 0) log.info("removed stale temporary files", { count: stale });
-  const registry = new Registry(driver);
+  const usage = new StorageUsage(driver, config.storage);
+  const registry = new Registry(driver, { capacity: usage.check, blobListener: usage });
+  await usage.refresh();
+  log.debug("storage usage", { ...usage.totals(), quotaBytes: config.storage.quotaBytes, minFreeBytes: config.storage.minFreeBytes });
   const maintenance = new Maintenance(registry, config, log);
+  maintenance.onGc(() => {
+    usage.refresh().catch((err: unknown) => log.warn("storage usage refresh failed", { error: err instanceof Error ? err.message : String(err) }));
+  });
+  const metrics = config.metrics.enabled ? new RegistryMetrics(registry, usage) : undefined;
+  if (metrics) maintenance.onGc(metrics.observeGc);
+  const observers = [metrics?.observeRequest, options.observe].filter((o): o is RequestObserver => o !== undefined);
+  const observe: RequestObserver = (info) => observers.forEach((o) => o(info));
 
-  const listener = createRequestListener({ registry, config, log, maintenance }, options.observe);
+  const listener = createRequestListener({ registry, config, log, maintenance, usage, metrics }, observe);
   const server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, (req, res) => {
     void listener(req, res);
   });
@@ -43,6 +58,8 @@ export async function createServer(config: Config, log: Logger, options: ServerO
     http: server,
     registry,
     maintenance,
+    usage,
+    metrics,
     listen: () =>
       new Promise<AddressInfo>((resolve, reject) => {
         server.once("error", reject);

@@ -2,7 +2,7 @@
 // every error in one place, answers CORS, and writes one log line per request.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { errorBody, RegistryError } from "../errors";
+import { errorBody, RegistryError, volumeFullError } from "../errors";
 import { StorageFullError } from "../storage/driver";
 import { API_VERSION_HEADER, AppServices, RequestContext } from "./context";
 import { match } from "./router";
@@ -16,7 +16,7 @@ const CORS_EXPOSE = "Docker-Content-Digest, Docker-Distribution-API-Version, Lin
 
 function toRegistryError(err: unknown): RegistryError {
   if (err instanceof RegistryError) return err;
-  if (err instanceof StorageFullError) return new RegistryError("STORAGE_FULL", "the registry's volume is full; nothing was stored");
+  if (err instanceof StorageFullError) return volumeFullError();
   return new RegistryError("INTERNAL");
 }
 
@@ -98,6 +98,8 @@ export function createRequestListener(services: AppServices, observe?: RequestOb
         res.destroy();
         return;
       }
+      // Discard what the handler left unread, so the client gets the answer on a usable connection.
+      if (!req.complete) req.resume();
       sendError(res, regErr, method);
     }
   };

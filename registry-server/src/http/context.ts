@@ -5,7 +5,9 @@ import { RegistryError } from "../errors";
 import type { Logger } from "../log";
 import { parseRepoName } from "../reference";
 import type { Maintenance } from "../maintenance";
+import type { RegistryMetrics } from "../metrics";
 import type { Registry } from "../registry/registry";
+import type { StorageUsage } from "../registry/usage";
 
 export interface RouteParams {
   name?: string;
@@ -24,6 +26,9 @@ export interface RequestContext {
   config: Config;
   log: Logger;
   maintenance: Maintenance;
+  usage: StorageUsage;
+  /** Absent when metrics are disabled. */
+  metrics?: RegistryMetrics;
 }
 
 /** What the HTTP layer is built from. */
@@ -32,6 +37,8 @@ export interface AppServices {
   config: Config;
   log: Logger;
   maintenance: Maintenance;
+  usage: StorageUsage;
+  metrics?: RegistryMetrics;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;
@@ -61,6 +68,14 @@ export function contentLength(req: IncomingMessage): number | undefined {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 0) throw new RegistryError("SIZE_INVALID", "invalid Content-Length");
   return n;
+}
+
+/**
+ * The request body as chunks. A consumer that stops early (a write that failed: volume full)
+ * leaves the socket open, so the error can still be answered; app.ts discards the rest.
+ */
+export function requestBody(req: IncomingMessage): AsyncIterable<Buffer> {
+  return req.iterator({ destroyOnReturn: false });
 }
 
 /** Reads a small body whole (manifests), refusing more than `limit` bytes with 413. */

@@ -7,7 +7,9 @@ import { deleteBlob, getBlob } from "./blobs";
 import type { Handler, RouteParams } from "./context";
 import { listCatalog, listTags } from "./listings";
 import { deleteManifest, getManifest, putManifest } from "./manifests";
+import { getMetrics } from "./metrics";
 import { listReferrers } from "./referrers";
+import { getStorageSummary } from "./summary";
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from "./uploads";
 
 interface Route {
@@ -41,6 +43,8 @@ export const routes: Route[] = [
   { name: "blob", pattern: new RegExp(`^/v2/${NAME}/blobs/${SEGMENT}$`), params: ["name", "digest"], methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob } },
   { name: "referrers", pattern: new RegExp(`^/v2/${NAME}/referrers/${SEGMENT}$`), params: ["name", "digest"], methods: { GET: listReferrers } },
   { name: "admin-gc", pattern: /^\/_registry\/gc$/, params: [], methods: { POST: runGarbageCollection } },
+  { name: "admin-summary", pattern: /^\/_registry\/summary$/, params: [], methods: { GET: getStorageSummary } },
+  { name: "metrics", pattern: /^\/metrics$/, params: [], methods: { GET: getMetrics } },
 ];
 
 export interface Match {

@@ -3,7 +3,7 @@
 import { RegistryError } from "../errors";
 import { Digest, parseRepoName } from "../reference";
 import { rangeHeader } from "../registry/uploads";
-import { contentLength, Handler, RequestContext, repoName, sendEmpty } from "./context";
+import { contentLength, Handler, RequestContext, repoName, requestBody, sendEmpty } from "./context";
 import { requireDeleteEnabled } from "./policy";
 
 function uploadLocation(repo: string, id: string): string {
@@ -62,7 +62,7 @@ export const startUpload: Handler = async (ctx) => {
   if (monolithic) {
     const digest = Digest.parse(monolithic);
     const id = await registry.uploads.create(repo);
-    await registry.uploads.complete(repo, id, digest, ctx.req, contentLength(ctx.req));
+    await registry.uploads.complete(repo, id, digest, requestBody(ctx.req), contentLength(ctx.req));
     blobCreated(ctx, repo, digest);
     return;
   }
@@ -82,7 +82,7 @@ export const patchUpload: Handler = async (ctx) => {
   const id = ctx.params.uuid ?? "";
   const length = contentLength(ctx.req);
   const start = chunkStart(ctx, length);
-  const size = await ctx.registry.uploads.append(repo, id, ctx.req, length, { start });
+  const size = await ctx.registry.uploads.append(repo, id, requestBody(ctx.req), length, { start });
   sendEmpty(ctx.res, 202, sessionHeaders(repo, id, size));
 };
 
@@ -92,7 +92,7 @@ export const completeUpload: Handler = async (ctx) => {
   const digest = requireDigest(ctx);
   const length = contentLength(ctx.req);
   const start = chunkStart(ctx, length);
-  await ctx.registry.uploads.complete(repo, id, digest, ctx.req, length, { start });
+  await ctx.registry.uploads.complete(repo, id, digest, requestBody(ctx.req), length, { start });
   blobCreated(ctx, repo, digest);
 };
 

@@ -11,10 +11,23 @@ import { paths } from "../storage/paths";
 import { Digest } from "../reference";
 import type { ReadWriteLock } from "../util/rw-lock";
 
+/** Told of every blob the store adds or removes, so stored bytes are known without a walk (usage.ts). */
+export interface BlobStoreListener {
+  /**
+   * A new blob of `bytes` is about to be stored; throws to refuse it, before anything is written.
+   * `write`: its bytes are still to be written (a manifest), not a finished file moved into place.
+   */
+  admit(bytes: number, write: boolean): Promise<void>;
+  /** The admitted blob is now stored under `digest`, or (undefined) was not stored after all. */
+  settle(bytes: number, digest: Digest | undefined): void;
+  deleted(digest: Digest): void;
+}
+
 export class BlobStore {
   constructor(
     private readonly driver: StorageDriver,
     readonly maintenance: ReadWriteLock,
+    private readonly listener?: BlobStoreListener,
   ) {}
 
   /** Refreshes the blob's modification time; false when the blob is not in the store. */
@@ -49,7 +62,7 @@ export class BlobStore {
   /** Stores small content (a manifest) under its digest; a no-op when it is already there. */
   async putContent(digest: Digest, content: Buffer): Promise<void> {
     if ((await this.size(digest)) === content.length && (await this.touch(digest))) return;
-    await this.driver.putContent(paths.blobData(digest), content);
+    await this.store(digest, content.length, true, () => this.driver.putContent(paths.blobData(digest), content));
   }
 
   /**
@@ -62,12 +75,34 @@ export class BlobStore {
         await this.driver.delete(source).catch(() => undefined);
         return;
       }
-      await this.driver.move(source, paths.blobData(digest));
+      const bytes = this.listener ? (await this.driver.stat(source)).size : 0;
+      // A blob refused (quota) leaves none of its bytes behind.
+      const dropSource = () => this.driver.delete(source).catch(() => undefined);
+      await this.store(digest, bytes, false, () => this.driver.move(source, paths.blobData(digest)), dropSource);
     });
+  }
+
+  /** Runs the write that adds a blob once the listener admitted it, and tells it the outcome. */
+  private async store(digest: Digest, bytes: number, write: boolean, doWrite: () => Promise<void>, onRefused?: () => Promise<void>): Promise<void> {
+    if (!this.listener) return doWrite();
+    try {
+      await this.listener.admit(bytes, write);
+    } catch (err) {
+      await onRefused?.();
+      throw err;
+    }
+    try {
+      await doWrite();
+    } catch (err) {
+      this.listener.settle(bytes, undefined);
+      throw err;
+    }
+    this.listener.settle(bytes, digest);
   }
 
   async delete(digest: Digest): Promise<void> {
     await this.driver.delete(paths.blobDir(digest));
+    this.listener?.deleted(digest);
   }
 
   // Repository links.

@@ -17,6 +17,8 @@ import type { ParsedManifest } from "./manifest";
 import type { Registry } from "./registry";
 import { policyFor, tagsToExpire } from "./retention";
 
+const COARSE_CLOCK_MARGIN_MS = 50;
+
 export interface GcOptions {
   dryRun?: boolean;
   /** Anything created or referenced more recently than this is kept. */
@@ -99,7 +101,11 @@ export class GarbageCollector {
 
   private async collect(options: GcOptions): Promise<GcReport> {
     const started = Date.now();
-    const cutoff = started - options.gracePeriodMs;
+    // The cutoff is taken under the maintenance lock: every push that began publishing before it
+    // has finished (so the mark sees its manifest and tags), and every one after it refreshes
+    // what it references later than the cutoff. File systems stamp new files with a coarse clock
+    // (a few ms behind), hence the margin.
+    const cutoff = (await this.registry.maintenance.exclusive(async () => Date.now())) - options.gracePeriodMs - COARSE_CLOCK_MARGIN_MS;
     const report = emptyReport(options.dryRun === true);
     const live = new Set<string>();
     const repos = options.repositories ?? (await this.registry.catalog.allRepositoryDirectories());

@@ -3,7 +3,7 @@
 import { isNotFound, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { ReadWriteLock } from "../util/rw-lock";
-import { BlobStore } from "./blobs";
+import { BlobStore, BlobStoreListener } from "./blobs";
 import { Catalog } from "./catalog";
 import { GarbageCollector } from "./gc";
 import { ManifestStore } from "./manifests";
@@ -13,6 +13,8 @@ import { CapacityCheck, UploadStore } from "./uploads";
 
 export interface RegistryOptions {
   capacity?: CapacityCheck;
+  /** Told of every blob added or deleted (storage usage, quota). */
+  blobListener?: BlobStoreListener;
 }
 
 export class Registry {
@@ -30,7 +32,7 @@ export class Registry {
     readonly driver: StorageDriver,
     options: RegistryOptions = {},
   ) {
-    this.blobs = new BlobStore(driver, this.maintenance);
+    this.blobs = new BlobStore(driver, this.maintenance, options.blobListener);
     this.uploads = new UploadStore(driver, this.blobs, options.capacity);
     this.tags = new TagStore(driver);
     this.referrers = new ReferrerIndex(driver);

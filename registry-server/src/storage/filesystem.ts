@@ -81,6 +81,49 @@ export class FilesystemDriver implements StorageDriver {
     for (const d of toSync) await fsyncDir(d);
   }
 
+  /**
+   * Renames a synced file to `dest`, durably. When directories on the way are missing they are
+   * built under .tmp with the file inside and renamed into place in one step, so a crash never
+   * leaves an empty blob, link or tag directory behind (an empty tag directory would list a tag
+   * that does not resolve).
+   */
+  private async place(file: string, dest: string): Promise<void> {
+    const parent = nodePath.dirname(dest);
+    // A writer that loses a race to create the same directories tries again one level lower.
+    for (let attempt = 0; ; attempt++) {
+      let missing: string | undefined;
+      for (let d = parent; d.length > this.root.length; d = nodePath.dirname(d)) {
+        if (await fs.stat(d).then(() => true, () => false)) break;
+        missing = d;
+      }
+      if (missing === undefined || attempt > 16) {
+        await this.ensureDir(parent);
+        await fs.rename(file, dest);
+        await fsyncDir(parent);
+        return;
+      }
+      const stage = this.tmpName();
+      const staged = nodePath.join(stage, nodePath.relative(missing, dest));
+      await fs.mkdir(nodePath.dirname(staged), { recursive: true });
+      await fs.rename(file, staged);
+      for (let d = nodePath.dirname(staged); d.length >= stage.length; d = nodePath.dirname(d)) await fsyncDir(d);
+      try {
+        // Replaces nothing but, at most, an empty directory another writer has just made.
+        await fs.rename(stage, missing);
+        await fsyncDir(nodePath.dirname(missing));
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+        // Someone created that directory meanwhile: move the file out of the stage and retry.
+        const next = this.tmpName();
+        await fs.rename(staged, next);
+        await fs.rm(stage, { recursive: true, force: true });
+        file = next;
+      }
+    }
+  }
+
   private tmpName(): string {
     return nodePath.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString("hex")}`);
   }
@@ -105,9 +148,7 @@ export class FilesystemDriver implements StorageDriver {
       } finally {
         await fh.close();
       }
-      await this.ensureDir(nodePath.dirname(dest));
-      await fs.rename(tmp, dest);
-      await fsyncDir(nodePath.dirname(dest));
+      await this.place(tmp, dest);
     } catch (err) {
       await fs.rm(tmp, { force: true });
       if (isFull(err)) throw new StorageFullError(path);
@@ -156,15 +197,15 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async move(source: string, dest: string): Promise<void> {
+    const from = this.full(source);
     const to = this.full(dest);
-    await this.ensureDir(nodePath.dirname(to));
     try {
-      await fs.rename(this.full(source), to);
+      await fs.access(from);
     } catch (err) {
       if (isMissing(err)) throw new PathNotFoundError(source);
       throw err;
     }
-    await fsyncDir(nodePath.dirname(to));
+    await this.place(from, to);
   }
 
   async touch(path: string): Promise<void> {

@@ -1,6 +1,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { startServer, TestServer } from "../helpers/server";
 import { imageManifest, OCI_MANIFEST, putManifest, sha256 } from "../helpers/registry";
 
@@ -52,9 +54,14 @@ describe("garbage collection during pushes and pulls", () => {
     const m = await fetch(`${srv.url}/v2/${img.repo}/manifests/${img.tag}`);
     assert.equal(m.status, 200, `${img.repo}:${img.tag}`);
     assert.deepEqual(Buffer.from(await m.arrayBuffer()), img.manifest);
-    for (const b of img.blobs) {
+    for (const [i, b] of img.blobs.entries()) {
       const res = await fetch(`${srv.url}/v2/${img.repo}/blobs/${sha256(b)}`);
-      assert.equal(res.status, 200, `${img.repo} blob ${sha256(b)}`);
+      const hex = sha256(b).slice(7);
+      const where = async () =>
+        `${img.repo}:${img.tag} ${["config", "shared layer", "layer"][i]} ${sha256(b)}: ` +
+        `link ${existsSync(join(srv.root, "docker/registry/v2/repositories", img.repo, "_layers/sha256", hex, "link")) ? "present" : "missing"}, ` +
+        `data ${existsSync(join(srv.root, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data")) ? "present" : "missing"}`;
+      if (res.status !== 200) assert.fail(await where());
       assert.deepEqual(Buffer.from(await res.arrayBuffer()), b);
     }
   }

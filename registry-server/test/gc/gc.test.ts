@@ -29,8 +29,8 @@ function blobsOf(img: PushedImage): string[] {
 }
 
 async function gc(options: Partial<GcOptions> = {}) {
-  // Files written in the same millisecond as the run would count as "fresh"; step past it.
-  await new Promise((r) => setTimeout(r, 5));
+  // Files written within the collector's clock margin (50 ms) count as fresh; step past it.
+  await new Promise((r) => setTimeout(r, 80));
   return srv.server.registry.gc.run({ ...NOW_GRACE, ...options });
 }
 

@@ -7,7 +7,7 @@ import { mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import { imageManifest, OCI_MANIFEST, pushBlob, putManifest, sha256 } from "../helpers/registry";
-import { makeTempDir, startServerProcess, stopAll, withTimeout } from "./proc";
+import { makeTempDir, runToExit, serverEnv, startServerProcess, stopAll, withTimeout } from "./proc";
 import { corruptStoredBlobs, expectBlob, expectManifest } from "./registry-io";
 
 const MiB = 1024 * 1024;
@@ -56,6 +56,14 @@ describe("a crash during pushes", () => {
       await expectManifest(restarted.url, m.repo, sha256(m.content), m.content);
     }
     assert.deepEqual(await corruptStoredBlobs(root), [], "blobs whose content does not match their digest");
+
+    // The store's own checker agrees: every blob hashes to its digest, every link resolves.
+    const fsck = await runToExit(["fsck", "--json"], serverEnv(root));
+    const report = JSON.parse(fsck.stdout) as { ok: boolean; problems: unknown[]; checked: { blobs: number } };
+    assert.deepEqual(report.problems, [], fsck.stdout);
+    assert.equal(report.ok, true);
+    assert.equal(fsck.code, 0);
+    assert.ok(report.checked.blobs >= blobs.length, `fsck checked ${report.checked.blobs} blobs`);
   });
 
   it("a restart removes temporaries older than an hour left by a crash, and keeps fresh ones another process may be writing", async () => {

@@ -1,0 +1,269 @@
+// What the store holds and how much room is left, and the capacity policy built on it
+// (REGISTRY_STORAGE_QUOTA, REGISTRY_STORAGE_MINFREE).
+//
+// Stored bytes are known without a walk per push: one walk at start fills a table of blob sizes
+// per prefix directory (blobs/<alg>/<xx>/), BlobStore reports each blob it adds or deletes, and
+// a refresh lists again only the prefix directories whose modification time changed. A refresh
+// costs one stat per prefix (at most 256 for sha256) plus one per blob it has not seen, so it
+// runs on every scrape and summary, after garbage collection, before quota checks when the
+// table is over a second old, and always before a push is refused: that is how pushes and
+// deletes made by another process on the same store are seen.
+import { formatBytes } from "../cli/format";
+import { RegistryError, volumeFullError } from "../errors";
+import { Digest } from "../reference";
+import { isNotFound, StorageDriver } from "../storage/driver";
+import { paths } from "../storage/paths";
+import type { BlobStoreListener } from "./blobs";
+import type { Registry } from "./registry";
+import type { CapacityCheck } from "./uploads";
+
+/** A directory modified this recently may change again within its timestamp's tick: list it again. */
+const SETTLE_MS = 2000;
+/** Quota checks trust a table this old; an older one is refreshed first (another process may have pushed). */
+const QUOTA_FRESH_MS = 1000;
+
+export interface CapacityLimits {
+  /** Refuse pushes beyond this many stored bytes (undefined: no quota). */
+  quotaBytes?: number;
+  /** Refuse pushes that would leave less than this free on the volume. */
+  minFreeBytes: number;
+}
+
+export interface StoredTotals {
+  bytes: number;
+  blobs: number;
+}
+
+interface PrefixEntry {
+  /** Modification time of the directory when it was listed; NaN: list it at the next refresh. */
+  modTime: number;
+  /** Size of each blob in the directory, by digest (content-addressed: a size never changes). */
+  sizes: Map<string, number>;
+  /** Change counter value of the last in-process change, so a refresh does not undo it. */
+  changedAt: number;
+}
+
+/** What a storage call answers, or `fallback` when its path does not exist (deleted meanwhile). */
+async function unlessMissing<T, F>(call: Promise<T>, fallback: F): Promise<T | F> {
+  try {
+    return await call;
+  } catch (err) {
+    if (isNotFound(err)) return fallback;
+    throw err;
+  }
+}
+
+function prefixDirectory(digest: Digest): string {
+  const dir = paths.blobDir(digest);
+  return dir.slice(0, dir.lastIndexOf("/"));
+}
+
+export class StorageUsage implements BlobStoreListener {
+  private readonly prefixes = new Map<string, PrefixEntry>();
+  private stored: StoredTotals = { bytes: 0, blobs: 0 };
+  /** Bytes of blobs admitted and still being written: they count against the quota already. */
+  private pending = 0;
+  private changes = 0;
+  private refreshedAt = 0;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    readonly limits: CapacityLimits,
+  ) {}
+
+  /** Bytes and number of blobs in the store, as of the last refresh and this process's writes. */
+  totals(): StoredTotals {
+    return { ...this.stored };
+  }
+
+  /** Free bytes of the volume, when the driver can tell. */
+  async freeBytes(): Promise<number | undefined> {
+    return this.driver.freeBytes ? this.driver.freeBytes() : undefined;
+  }
+
+  /** Lists the prefix directories that changed since they were last listed; concurrent calls share one pass. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.relist().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  /** The check uploads run before writing a chunk (`incomingBytes` undefined: a streamed body). */
+  readonly check: CapacityCheck = async (_repo, incomingBytes) => {
+    await this.requireQuota(incomingBytes, false);
+    await this.requireFreeSpace(incomingBytes);
+  };
+
+  // BlobStoreListener.
+
+  async admit(bytes: number, write: boolean): Promise<void> {
+    // A finished upload moved into place needs no new room on the volume, only quota.
+    if (write) await this.requireFreeSpace(bytes);
+    await this.requireQuota(bytes, true);
+  }
+
+  settle(bytes: number, digest: Digest | undefined): void {
+    this.pending -= bytes;
+    if (digest) this.record(digest, bytes);
+  }
+
+  deleted(digest: Digest): void {
+    this.record(digest, undefined);
+  }
+
+  // Capacity policy.
+
+  private fitsQuota(incomingBytes: number | undefined): boolean {
+    const quota = this.limits.quotaBytes;
+    if (quota === undefined) return true;
+    const used = this.stored.bytes + this.pending;
+    return incomingBytes === undefined ? used < quota : used + incomingBytes <= quota;
+  }
+
+  /** Refuses what would exceed the quota; with `reserve`, counts what it admits as pending. */
+  private async requireQuota(incomingBytes: number | undefined, reserve: boolean): Promise<void> {
+    if (this.limits.quotaBytes !== undefined) {
+      // An old table may miss another process's pushes, and any table its deletes: count again
+      // when old, and always before refusing.
+      if (Date.now() - this.refreshedAt > QUOTA_FRESH_MS || !this.fitsQuota(incomingBytes)) await this.refresh();
+      // Checked and reserved with no await in between, so concurrent pushes cannot both slip in.
+      if (!this.fitsQuota(incomingBytes)) throw this.quotaExceeded(incomingBytes);
+    }
+    if (reserve) this.pending += incomingBytes ?? 0;
+  }
+
+  private quotaExceeded(incomingBytes: number | undefined): RegistryError {
+    const quotaBytes = this.limits.quotaBytes ?? 0;
+    const usedBytes = this.stored.bytes + this.pending;
+    const need = incomingBytes === undefined ? "no room is left for this upload" : `this upload needs ${formatBytes(incomingBytes)} more`;
+    return new RegistryError("DENIED", `storage quota exceeded: ${formatBytes(usedBytes)} of ${formatBytes(quotaBytes)} used, ${need}`, {
+      quotaBytes,
+      usedBytes,
+      incomingBytes,
+    });
+  }
+
+  private async requireFreeSpace(incomingBytes: number | undefined): Promise<void> {
+    const freeBytes = await this.freeBytes();
+    const { minFreeBytes } = this.limits;
+    if (freeBytes === undefined || freeBytes - (incomingBytes ?? 0) >= minFreeBytes) return;
+    const need = incomingBytes === undefined ? "" : `, this upload needs ${formatBytes(incomingBytes)}`;
+    throw volumeFullError(
+      `the registry's volume is full: ${formatBytes(freeBytes)} free, ${formatBytes(minFreeBytes)} must stay free (REGISTRY_STORAGE_MINFREE)${need}; nothing was stored`,
+      { freeBytes, minFreeBytes, incomingBytes },
+    );
+  }
+
+  // The table of blob sizes.
+
+  /** Records a blob as stored (with its size) or gone (undefined), as this process changed it. */
+  private record(digest: Digest, size: number | undefined): void {
+    const dir = prefixDirectory(digest);
+    let entry = this.prefixes.get(dir);
+    if (!entry) {
+      if (size === undefined) return;
+      entry = { modTime: NaN, sizes: new Map(), changedAt: 0 };
+      this.prefixes.set(dir, entry);
+    }
+    const key = digest.toString();
+    const old = entry.sizes.get(key);
+    if (old !== undefined) this.add(-old, -1);
+    if (size === undefined) entry.sizes.delete(key);
+    else {
+      entry.sizes.set(key, size);
+      this.add(size, 1);
+    }
+    entry.changedAt = ++this.changes;
+  }
+
+  private add(bytes: number, blobs: number): void {
+    this.stored = { bytes: this.stored.bytes + bytes, blobs: this.stored.blobs + blobs };
+  }
+
+  private async relist(): Promise<void> {
+    const started = Date.now();
+    const generation = this.changes;
+    const seen = new Set<string>();
+    for (const alg of await unlessMissing(this.driver.list(paths.blobsRoot), [])) {
+      for (const prefix of await unlessMissing(this.driver.list(`${paths.blobsRoot}/${alg}`), [])) {
+        const dir = `${paths.blobsRoot}/${alg}/${prefix}`;
+        seen.add(dir);
+        await this.relistPrefix(dir, alg, generation);
+      }
+    }
+    for (const dir of [...this.prefixes.keys()]) if (!seen.has(dir)) this.replace(dir, undefined, generation);
+    this.refreshedAt = started;
+  }
+
+  private async relistPrefix(dir: string, alg: string, generation: number): Promise<void> {
+    const info = await unlessMissing(this.driver.stat(dir), undefined);
+    if (!info) return;
+    const modTime = info.modTime.getTime();
+    const known = this.prefixes.get(dir);
+    if (known && known.modTime === modTime) return;
+    const sizes = new Map<string, number>();
+    let complete = Date.now() - modTime > SETTLE_MS;
+    for (const hex of await unlessMissing(this.driver.list(dir), [])) {
+      const digest = Digest.tryParse(`${alg}:${hex}`);
+      if (!digest) continue;
+      const key = digest.toString();
+      const size = known?.sizes.get(key) ?? (await unlessMissing(this.driver.stat(paths.blobData(digest)), undefined))?.size;
+      if (size !== undefined) sizes.set(key, size);
+      // A blob directory whose data is not there yet gets it without the prefix changing.
+      else complete = false;
+    }
+    this.replace(dir, { modTime: complete ? modTime : NaN, sizes, changedAt: 0 }, generation);
+  }
+
+  /** Puts a listing in place, unless this process changed the directory while it was listed. */
+  private replace(dir: string, next: PrefixEntry | undefined, generation: number): void {
+    const current = this.prefixes.get(dir);
+    if (current && current.changedAt > generation) {
+      current.modTime = NaN;
+      return;
+    }
+    for (const size of current?.sizes.values() ?? []) this.add(-size, -1);
+    for (const size of next?.sizes.values() ?? []) this.add(size, 1);
+    if (next) this.prefixes.set(dir, next);
+    else this.prefixes.delete(dir);
+  }
+}
+
+export interface RepositoryContents {
+  name: string;
+  tags: string[];
+  manifests: Digest[];
+}
+
+/**
+ * Every repository with its tags and manifests, from directory listings only. Tags and
+ * manifests are counted on demand rather than kept: they change through ManifestStore, which
+ * reports nothing, and through other processes.
+ */
+export async function* walkRepositories(registry: Registry): AsyncGenerator<RepositoryContents> {
+  for (const name of await registry.catalog.all()) {
+    yield { name, tags: (await registry.tags.list(name)) ?? [], manifests: await registry.manifests.revisions(name) };
+  }
+}
+
+export interface ObjectCounts {
+  blobs: number;
+  repositories: number;
+  manifests: number;
+  tags: number;
+}
+
+/** Counts of what the store holds, the blob table refreshed first. */
+export async function countObjects(registry: Registry, usage: StorageUsage): Promise<ObjectCounts> {
+  const counts: ObjectCounts = { blobs: 0, repositories: 0, manifests: 0, tags: 0 };
+  for await (const repo of walkRepositories(registry)) {
+    counts.repositories++;
+    counts.manifests += repo.manifests.length;
+    counts.tags += repo.tags.length;
+  }
+  await usage.refresh();
+  counts.blobs = usage.totals().blobs;
+  return counts;
+}
