@@ -10,7 +10,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { imageManifest, OCI_MANIFEST, putManifest, sha256 } from "../helpers/registry";
+import { collectGarbage, imageManifest, OCI_MANIFEST, putManifest, sha256 } from "../helpers/registry";
 import { startServer, TestServer } from "../helpers/server";
 import { scrape } from "../metrics/prometheus";
 import { errorOf, pushBlobStreamed, RawResponse } from "./support";
@@ -98,7 +98,7 @@ async function deleteAndCollect(base: string, images: Image[]): Promise<void> {
     const res = await fetch(`${base}/v2/${image.repo}/manifests/${sha256(image.manifest)}`, { method: "DELETE" });
     assert.equal(res.status, 202);
   }
-  const gc = await fetch(`${base}/_registry/gc`, { method: "POST" });
+  const gc = await collectGarbage(base);
   assert.equal(gc.status, 200, await gc.text());
   await gc.arrayBuffer().catch(() => undefined);
 }

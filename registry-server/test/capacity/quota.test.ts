@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { imageManifest, OCI_MANIFEST, pushBlob, pushImage, PushedImage, putManifest, sha256 } from "../helpers/registry";
+import { collectGarbage, imageManifest, OCI_MANIFEST, pushBlob, pushImage, PushedImage, putManifest, sha256 } from "../helpers/registry";
 import { startServer, TestServer } from "../helpers/server";
 import { errorOf, pushBlobStreamed, RawResponse, storedBlobs, streamedRequest, uploadSizes } from "./support";
 
@@ -118,7 +118,7 @@ describe("storage quota (REGISTRY_STORAGE_QUOTA=1MiB)", () => {
   it("accepts the refused push again once an image is deleted and garbage is collected", async () => {
     const deleted = await fetch(`${srv.url}/v2/team/first/manifests/${first.digest}`, { method: "DELETE" });
     assert.equal(deleted.status, 202);
-    const gc = await fetch(`${srv.url}/_registry/gc`, { method: "POST" });
+    const gc = await collectGarbage(srv.url);
     assert.equal(gc.status, 200);
     await pushImage(srv.url, "team/third", "v1", { layer: randomBytes(600 * KiB) });
     await assertPullable(srv.url, "team/second", "v1", second);
@@ -134,7 +134,7 @@ describe("storage quota (REGISTRY_STORAGE_QUOTA=1MiB)", () => {
       // Freed through the first server: the other counts again before refusing, and accepts.
       const third = await fetch(`${srv.url}/v2/team/third/manifests/v1`, { method: "DELETE" });
       assert.equal(third.status, 202);
-      assert.equal((await fetch(`${srv.url}/_registry/gc`, { method: "POST" })).status, 200);
+      assert.equal((await collectGarbage(srv.url)).status, 200);
       assert.equal((await push()).status, 201);
       const summary = (await (await fetch(`${srv.url}/_registry/summary`)).json()) as { totals: { bytes: number; blobs: number } };
       const stored = await storedBlobs(srv.root);

@@ -113,3 +113,12 @@ export function rawRequest(base: string, method: string, path: string, headers: 
     req.end(body);
   });
 }
+
+/**
+ * POST /_registry/gc once what was written just before has left the collector's clock margin
+ * (it keeps anything touched within 50 ms of its start, as fresh).
+ */
+export async function collectGarbage(base: string, query = ""): Promise<Response> {
+  await new Promise((r) => setTimeout(r, 80));
+  return fetch(`${base}/_registry/gc${query}`, { method: "POST" });
+}

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { pushImage, PushedImage, sha256 } from "../helpers/registry";
+import { collectGarbage, pushImage, PushedImage, sha256 } from "../helpers/registry";
 import { startServer, TestServer } from "../helpers/server";
 import { storedBlobs } from "../capacity/support";
 import { has, scrape, value } from "./prometheus";
@@ -105,7 +105,7 @@ describe("GET /metrics and GET /_registry/summary", () => {
   it("counts garbage collection runs, freed bytes and deleted objects, and the storage gauges follow", async () => {
     assert.equal((await get(`${srv.url}/v2/team/app/manifests/${app2.digest}`, { method: "DELETE" })).status, 202);
     assert.equal((await get(`${srv.url}/_registry/gc?dryRun=true`, { method: "POST" })).status, 200);
-    const res = await fetch(`${srv.url}/_registry/gc`, { method: "POST" });
+    const res = await collectGarbage(srv.url);
     const report = (await res.json()) as { bytesFreed: number; blobsDeleted: number };
     assert.equal(report.blobsDeleted, 3);
     assert.equal(report.bytesFreed, imageBytes([app2]));
