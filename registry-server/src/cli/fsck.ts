@@ -4,7 +4,7 @@
 import type { Config } from "../config";
 import { fsck, FsckFinding, FsckReport } from "../registry/fsck";
 import { Registry } from "../registry/registry";
-import { isNotFound } from "../storage/driver";
+import { ifExists } from "../storage/driver";
 import { FilesystemDriver } from "../storage/filesystem";
 import { formatBytes } from "./format";
 
@@ -71,10 +71,7 @@ export async function fsckCommand(config: Config, args: string[]): Promise<numbe
   const opts = parseFsckArgs(args);
   const root = config.storage.rootDirectory;
   const driver = new FilesystemDriver(root);
-  const top = await driver.stat("/").catch((err: unknown) => {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  });
+  const top = await ifExists(driver.stat("/"));
   if (!top?.isDir) throw new FsckUsageError(`storage root ${root} is not a directory`);
   const report = await fsck(new Registry(driver), { repair: opts.repair });
   // One JSON object on one line: other tools (the crash test) parse it.

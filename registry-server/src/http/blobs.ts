@@ -2,7 +2,7 @@
 import { pipeline } from "node:stream/promises";
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
-import { isNotFound } from "../storage/driver";
+import { ifExists } from "../storage/driver";
 import { Handler, repoName, sendEmpty } from "./context";
 import { requireDeleteEnabled } from "./policy";
 
@@ -66,14 +66,9 @@ export const getBlob: Handler = async (ctx) => {
     ctx.res.end();
     return;
   }
-  let stream;
-  try {
-    stream = await ctx.registry.blobs.read(digest, start, end);
-  } catch (err) {
-    // Deleted between the stat and the open (garbage collection, another process).
-    if (isNotFound(err)) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
-    throw err;
-  }
+  const stream = await ifExists(ctx.registry.blobs.read(digest, start, end));
+  // Deleted between the stat and the open (garbage collection, another process).
+  if (!stream) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
   ctx.res.writeHead(status, headers);
   try {
     await pipeline(stream, ctx.res);

@@ -6,7 +6,7 @@
 // collector (which deletes only what is older than its grace period, re-checked under the
 // lock held exclusively) never removes a blob that a push has just started to use.
 import type { Readable } from "node:stream";
-import { isNotFound, StorageDriver } from "../storage/driver";
+import { exists, ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { Digest } from "../reference";
 import type { ReadWriteLock } from "../util/rw-lock";
@@ -32,23 +32,12 @@ export class BlobStore {
 
   /** Refreshes the blob's modification time; false when the blob is not in the store. */
   async touch(digest: Digest): Promise<boolean> {
-    try {
-      await this.driver.touch(paths.blobData(digest));
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    return exists(this.driver.touch(paths.blobData(digest)));
   }
 
   /** Size of the blob in the global store, or undefined when it is not there. */
   async size(digest: Digest): Promise<number | undefined> {
-    try {
-      return (await this.driver.stat(paths.blobData(digest))).size;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    return (await ifExists(this.driver.stat(paths.blobData(digest))))?.size;
   }
 
   async read(digest: Digest, start?: number, end?: number): Promise<Readable> {
@@ -108,13 +97,7 @@ export class BlobStore {
   // Repository links.
 
   async isLinked(repo: string, digest: Digest): Promise<boolean> {
-    try {
-      await this.driver.stat(paths.layerLink(repo, digest));
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    return exists(this.driver.stat(paths.layerLink(repo, digest)));
   }
 
   /** Links a blob into a repository; a link that exists is refreshed (young links are kept by GC). */
@@ -123,10 +106,7 @@ export class BlobStore {
   }
 
   private async linkLocked(repo: string, digest: Digest): Promise<void> {
-    try {
-      await this.driver.touch(paths.layerLink(repo, digest));
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    if (!(await exists(this.driver.touch(paths.layerLink(repo, digest))))) {
       await this.driver.putContent(paths.layerLink(repo, digest), digest.toString());
     }
   }
@@ -141,13 +121,7 @@ export class BlobStore {
   }
 
   async unlink(repo: string, digest: Digest): Promise<boolean> {
-    try {
-      await this.driver.delete(paths.layerDir(repo, digest));
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    return exists(this.driver.delete(paths.layerDir(repo, digest)));
   }
 
   /** Size of a blob that is linked into the repository, or undefined. */

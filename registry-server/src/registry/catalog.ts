@@ -3,7 +3,7 @@
 // (a small file every process rewrites when a repository appears or goes) has changed: pages
 // then cost one small read and a binary search, and two processes on one directory agree.
 import { randomBytes } from "node:crypto";
-import { isNotFound, StorageDriver } from "../storage/driver";
+import { ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 
 export class Catalog {
@@ -18,12 +18,7 @@ export class Catalog {
   }
 
   private async generation(): Promise<string> {
-    try {
-      return (await this.driver.getContent(paths.catalogGeneration)).toString("utf8");
-    } catch (err) {
-      if (isNotFound(err)) return "";
-      throw err;
-    }
+    return (await ifExists(this.driver.getContent(paths.catalogGeneration)))?.toString("utf8") ?? "";
   }
 
   /** All repositories, sorted. */
@@ -68,13 +63,8 @@ export class Catalog {
   private async walkRepositories(isRepository: (children: string[]) => boolean): Promise<string[]> {
     const repos: string[] = [];
     const visit = async (prefix: string): Promise<void> => {
-      let children: string[];
-      try {
-        children = await this.driver.list(prefix === "" ? paths.reposRoot : paths.repo(prefix));
-      } catch (err) {
-        if (isNotFound(err)) return;
-        throw err;
-      }
+      const children = await ifExists(this.driver.list(prefix === "" ? paths.reposRoot : paths.repo(prefix)));
+      if (!children) return;
       if (prefix !== "" && isRepository(children)) repos.push(prefix);
       for (const child of children) {
         if (!child.startsWith("_")) await visit(prefix === "" ? child : `${prefix}/${child}`);

@@ -16,7 +16,7 @@
 //                                                            its path below <root>/docker/registry/v2
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
-import { isNotFound, StorageDriver } from "../storage/driver";
+import { ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { parseManifest, ParsedManifest, referrerDescriptor, requiredBlobs } from "./manifest";
 import type { Registry } from "./registry";
@@ -147,15 +147,6 @@ interface StoredRevision {
   size: number;
 }
 
-async function maybe<T>(work: Promise<T>): Promise<T | undefined> {
-  try {
-    return await work;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
-
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -228,15 +219,15 @@ class StoreCheck {
   // Storage helpers.
 
   private async list(path: string): Promise<string[]> {
-    return (await maybe(this.driver.list(path))) ?? [];
+    return (await ifExists(this.driver.list(path))) ?? [];
   }
 
   private async exists(path: string): Promise<boolean> {
-    return (await maybe(this.driver.stat(path))) !== undefined;
+    return (await ifExists(this.driver.stat(path))) !== undefined;
   }
 
   private async remove(path: string): Promise<void> {
-    await maybe(this.driver.delete(path));
+    await ifExists(this.driver.delete(path));
   }
 
   /** Entries `<root>/<alg>/<hex>` with the digest they name, if they name one. */
@@ -250,7 +241,7 @@ class StoreCheck {
 
   /** True when `file` is still missing from `dir` (which is still there) once a write in progress would have ended. */
   private async stillAbsent(file: string, dir: string): Promise<boolean> {
-    const info = await maybe(this.driver.stat(dir));
+    const info = await ifExists(this.driver.stat(dir));
     if (!info) return false;
     if (Date.now() - info.modTime.getTime() < SETTLE_AGE_MS) await delay(SETTLE_PAUSE_MS);
     return !(await this.exists(file)) && (await this.exists(dir));
@@ -320,7 +311,7 @@ class StoreCheck {
 
   /** Digest of the file's content in the algorithm of `like`, or undefined when there is no file. */
   private async hash(path: string, like: Digest): Promise<Digest | undefined> {
-    const stream = await maybe(this.driver.reader(path));
+    const stream = await ifExists(this.driver.reader(path));
     if (!stream) return undefined;
     const hash = like.newHash();
     for await (const chunk of stream) {
@@ -359,7 +350,7 @@ class StoreCheck {
       return false;
     }
     const link = linkOf(digest);
-    const content = await maybe(this.driver.getContent(link));
+    const content = await ifExists(this.driver.getContent(link));
     if (content === undefined) {
       if (!(await this.stillAbsent(link, dir))) return true;
       await this.problem({ kind: "invalid-link", path: dir, repo, digest: digest.toString(), detail: "link directory without a link file", repair: "remove the directory" }, () =>
@@ -435,7 +426,7 @@ class StoreCheck {
       const link = paths.tagLink(repo, tag);
       const dir = paths.tagDir(repo, tag);
       const removeTag = () => this.remove(dir);
-      const content = await maybe(this.driver.getContent(link));
+      const content = await ifExists(this.driver.getContent(link));
       if (content === undefined) {
         if (await this.stillAbsent(link, dir)) {
           await this.problem({ kind: "invalid-tag", path: dir, repo, tag, detail: "tag without a current/link file", repair: "remove the tag" }, removeTag);
@@ -498,7 +489,7 @@ class StoreCheck {
       await this.problem({ ...base, kind: "invalid-referrer", detail, repair: "remove the entry" }, remove);
       return;
     }
-    const content = await maybe(this.driver.getContent(path));
+    const content = await ifExists(this.driver.getContent(path));
     if (content === undefined || describesManifest(content, referrer)) return;
     const rewrite = manifest
       ? () => this.driver.putContent(path, JSON.stringify(referrerDescriptor(manifest.parsed, referrer, manifest.size)))
@@ -513,7 +504,7 @@ class StoreCheck {
 
   private async listUploads(repo: string): Promise<void> {
     for (const id of await this.list(paths.uploadsRoot(repo))) {
-      const info = (await maybe(this.driver.stat(paths.uploadData(repo, id)))) ?? (await maybe(this.driver.stat(paths.uploadDir(repo, id))));
+      const info = (await ifExists(this.driver.stat(paths.uploadData(repo, id)))) ?? (await ifExists(this.driver.stat(paths.uploadDir(repo, id))));
       if (!info) continue;
       this.report.leftovers.uploads.push({ repo, id, bytes: info.isDir ? 0 : info.size, ageMs: Math.max(0, this.started - info.modTime.getTime()) });
     }
@@ -521,7 +512,7 @@ class StoreCheck {
 
   private async countTemporaries(): Promise<void> {
     for (const name of await this.list(TEMPORARIES)) {
-      const info = await maybe(this.driver.stat(`${TEMPORARIES}/${name}`));
+      const info = await ifExists(this.driver.stat(`${TEMPORARIES}/${name}`));
       if (info && this.started - info.modTime.getTime() > STALE_TEMPORARY_MS) this.report.leftovers.staleTemporaries++;
     }
   }

@@ -10,7 +10,7 @@
 // exclusively: pushes hold it shared while they publish a reference and refresh the
 // modification time of what they reference, so a reference made after the mark is seen.
 import { Digest } from "../reference";
-import { isNotFound, StorageDriver } from "../storage/driver";
+import { ifExists } from "../storage/driver";
 import { paths } from "../storage/paths";
 import type { RetentionPolicy } from "../config";
 import type { ParsedManifest } from "./manifest";
@@ -64,24 +64,6 @@ function emptyReport(dryRun: boolean): GcReport {
     blobsKept: 0,
     bytesKept: 0,
   };
-}
-
-async function listOrEmpty(driver: StorageDriver, path: string): Promise<string[]> {
-  try {
-    return await driver.list(path);
-  } catch (err) {
-    if (isNotFound(err)) return [];
-    throw err;
-  }
-}
-
-async function modTime(driver: StorageDriver, path: string): Promise<number | undefined> {
-  try {
-    return (await driver.stat(path)).modTime.getTime();
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
 }
 
 export class GarbageCollector {
@@ -191,12 +173,12 @@ export class GarbageCollector {
     used.forEach((d) => live.add(d));
 
     // Layer links nothing uses any more (young ones may belong to a push in progress).
-    for (const alg of await listOrEmpty(driver, paths.layersRoot(repo))) {
-      for (const hex of await listOrEmpty(driver, `${paths.layersRoot(repo)}/${alg}`)) {
+    for (const alg of (await ifExists(driver.list(paths.layersRoot(repo)))) ?? []) {
+      for (const hex of (await ifExists(driver.list(`${paths.layersRoot(repo)}/${alg}`))) ?? []) {
         const digest = Digest.tryParse(`${alg}:${hex}`);
         if (!digest || used.has(digest.toString())) continue;
         const removed = await maintenance.exclusive(async () => {
-          const t = await modTime(driver, paths.layerLink(repo, digest));
+          const t = (await ifExists(driver.stat(paths.layerLink(repo, digest))))?.modTime.getTime();
           if (t === undefined || t >= cutoff) return false;
           if (!dryRun) await this.registry.blobs.unlink(repo, digest);
           return true;
@@ -219,8 +201,9 @@ export class GarbageCollector {
 
   private async purgeUploads(repo: string, before: number, dryRun: boolean, report: GcReport): Promise<void> {
     const { driver } = this.registry;
-    for (const id of await listOrEmpty(driver, paths.uploadsRoot(repo))) {
-      const t = (await modTime(driver, paths.uploadData(repo, id))) ?? (await modTime(driver, paths.uploadDir(repo, id)));
+    for (const id of (await ifExists(driver.list(paths.uploadsRoot(repo)))) ?? []) {
+      const info = (await ifExists(driver.stat(paths.uploadData(repo, id)))) ?? (await ifExists(driver.stat(paths.uploadDir(repo, id))));
+      const t = info?.modTime.getTime();
       if (t === undefined || t >= before) continue;
       if (!dryRun) await driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
       report.uploadsPurged++;
@@ -231,14 +214,14 @@ export class GarbageCollector {
   private async removeIfEmpty(repo: string): Promise<boolean> {
     const { driver } = this.registry;
     return this.registry.maintenance.exclusive(async () => {
-      const children = await listOrEmpty(driver, paths.repo(repo));
+      const children = (await ifExists(driver.list(paths.repo(repo)))) ?? [];
       for (const child of children) {
         if (!child.startsWith("_")) return false;
         if (!(await this.isEmptyTree(`${paths.repo(repo)}/${child}`))) return false;
       }
       await driver.delete(paths.repo(repo)).catch(() => undefined);
       for (let parent = repo.slice(0, repo.lastIndexOf("/")); parent.length > 0; parent = parent.slice(0, Math.max(parent.lastIndexOf("/"), 0))) {
-        if ((await listOrEmpty(driver, paths.repo(parent))).length > 0) break;
+        if (((await ifExists(driver.list(paths.repo(parent)))) ?? []).length > 0) break;
         await driver.delete(paths.repo(parent)).catch(() => undefined);
       }
       return true;
@@ -248,15 +231,10 @@ export class GarbageCollector {
   /** True when a directory holds no files at any depth. */
   private async isEmptyTree(path: string): Promise<boolean> {
     const { driver } = this.registry;
-    let info;
-    try {
-      info = await driver.stat(path);
-    } catch (err) {
-      if (isNotFound(err)) return true;
-      throw err;
-    }
+    const info = await ifExists(driver.stat(path));
+    if (!info) return true;
     if (!info.isDir) return false;
-    for (const child of await listOrEmpty(driver, path)) {
+    for (const child of (await ifExists(driver.list(path))) ?? []) {
       if (!(await this.isEmptyTree(`${path}/${child}`))) return false;
     }
     return true;
@@ -265,9 +243,9 @@ export class GarbageCollector {
   private async sweepBlobs(live: Set<string>, cutoff: number, report: GcReport): Promise<void> {
     const { driver, blobs, maintenance } = this.registry;
     const dryRun = report.dryRun;
-    for (const alg of await listOrEmpty(driver, paths.blobsRoot)) {
-      for (const prefix of await listOrEmpty(driver, `${paths.blobsRoot}/${alg}`)) {
-        for (const hex of await listOrEmpty(driver, `${paths.blobsRoot}/${alg}/${prefix}`)) {
+    for (const alg of (await ifExists(driver.list(paths.blobsRoot))) ?? []) {
+      for (const prefix of (await ifExists(driver.list(`${paths.blobsRoot}/${alg}`))) ?? []) {
+        for (const hex of (await ifExists(driver.list(`${paths.blobsRoot}/${alg}/${prefix}`))) ?? []) {
           const digest = Digest.tryParse(`${alg}:${hex}`);
           if (!digest) continue;
           if (live.has(digest.toString())) {
@@ -277,12 +255,7 @@ export class GarbageCollector {
           }
           let size = 0;
           const deleted = await maintenance.exclusive(async () => {
-            let info;
-            try {
-              info = await driver.stat(paths.blobData(digest));
-            } catch (err) {
-              if (!isNotFound(err)) throw err;
-            }
+            const info = await ifExists(driver.stat(paths.blobData(digest)));
             size = info?.size ?? 0;
             if (info && info.modTime.getTime() >= cutoff) return false;
             if (!dryRun) await blobs.delete(digest);

@@ -4,7 +4,7 @@
 // and a GET by tag costs one small read and one stat.
 import { RegistryError } from "../errors";
 import { Digest, Reference } from "../reference";
-import { isNotFound, StorageDriver } from "../storage/driver";
+import { exists, ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import type { BlobStore } from "./blobs";
 import type { Catalog } from "./catalog";
@@ -73,13 +73,7 @@ export class ManifestStore {
   ) {}
 
   async exists(repo: string, digest: Digest): Promise<boolean> {
-    try {
-      await this.driver.stat(paths.revisionLink(repo, digest));
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    return exists(this.driver.stat(paths.revisionLink(repo, digest)));
   }
 
   /** Resolves a tag or digest to a digest present in the repository, or MANIFEST_UNKNOWN. */
@@ -101,13 +95,8 @@ export class ManifestStore {
     const key = digest.toString();
     const hit = this.cache.get(key);
     if (hit) return hit;
-    let content: Buffer;
-    try {
-      content = await this.blobs.getContent(digest);
-    } catch (err) {
-      if (isNotFound(err)) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { digest: key });
-      throw err;
-    }
+    const content = await ifExists(this.blobs.getContent(digest));
+    if (!content) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { digest: key });
     const mediaType = await this.storedMediaType(repo, digest, content);
     const entry = { mediaType, content };
     this.cache.set(key, entry);
@@ -118,11 +107,8 @@ export class ManifestStore {
     try {
       const doc = JSON.parse(content.toString("utf8")) as { mediaType?: unknown; manifests?: unknown };
       if (typeof doc.mediaType === "string") return doc.mediaType;
-      try {
-        return (await this.driver.getContent(paths.revisionMediaType(repo, digest))).toString("utf8").trim();
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      const stored = await ifExists(this.driver.getContent(paths.revisionMediaType(repo, digest)));
+      if (stored) return stored.toString("utf8").trim();
       return doc.manifests !== undefined ? MediaTypes.ociIndex : MediaTypes.ociManifest;
     } catch (err) {
       if (err instanceof SyntaxError) return MediaTypes.ociManifest;
@@ -183,12 +169,12 @@ export class ManifestStore {
     await Promise.all(
       requiredBlobs(m).map(async (d) => {
         const digest = Digest.parse(d.digest);
-        if (!(await this.touchIfExists(paths.layerLink(repo, digest))) || !(await this.blobs.touch(digest))) missing.push(d);
+        if (!(await exists(this.driver.touch(paths.layerLink(repo, digest)))) || !(await this.blobs.touch(digest))) missing.push(d);
       }),
     );
     await Promise.all(
       m.manifests.map(async (d) => {
-        if (!(await this.touchIfExists(paths.revisionLink(repo, Digest.parse(d.digest))))) missing.push(d);
+        if (!(await exists(this.driver.touch(paths.revisionLink(repo, Digest.parse(d.digest)))))) missing.push(d);
       }),
     );
     if (missing.length > 0) {
@@ -196,28 +182,12 @@ export class ManifestStore {
     }
   }
 
-  private async touchIfExists(path: string): Promise<boolean> {
-    try {
-      await this.driver.touch(path);
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
-  }
-
   private async touchOrCreate(path: string, content: string): Promise<void> {
-    if (!(await this.touchIfExists(path))) await this.driver.putContent(path, content);
+    if (!(await exists(this.driver.touch(path)))) await this.driver.putContent(path, content);
   }
 
   async hasManifests(repo: string): Promise<boolean> {
-    try {
-      await this.driver.stat(paths.manifestsRoot(repo));
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    return exists(this.driver.stat(paths.manifestsRoot(repo)));
   }
 
   /** Removes a tag only; MANIFEST_UNKNOWN when there is no such tag. */
@@ -243,9 +213,7 @@ export class ManifestStore {
       if (subject) await this.referrers.remove(repo, subject, digest);
     }
     this.cache.delete(digest.toString());
-    await this.driver.delete(paths.revisionDir(repo, digest)).catch((err) => {
-      if (!isNotFound(err)) throw err;
-    });
+    await ifExists(this.driver.delete(paths.revisionDir(repo, digest)));
   }
 
   /** A repository whose last manifest went leaves the catalog (distribution#2747). */
@@ -259,12 +227,7 @@ export class ManifestStore {
 
   /** When the manifest was last pushed or referenced (its revision link's modification time). */
   async lastReferenced(repo: string, digest: Digest): Promise<number | undefined> {
-    try {
-      return (await this.driver.stat(paths.revisionLink(repo, digest))).modTime.getTime();
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    return (await ifExists(this.driver.stat(paths.revisionLink(repo, digest))))?.modTime.getTime();
   }
 
   /** Every manifest digest present in the repository. */

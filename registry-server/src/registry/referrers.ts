@@ -2,7 +2,7 @@
 // its subject, holding the descriptor the referrers API answers with (no manifest is parsed
 // at list time).
 import { Digest } from "../reference";
-import { isNotFound, StorageDriver } from "../storage/driver";
+import { ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import type { Descriptor } from "./manifest";
 
@@ -14,28 +14,18 @@ export class ReferrerIndex {
   }
 
   async remove(repo: string, subject: Digest, referrer: Digest): Promise<void> {
-    await this.driver.delete(paths.referrerEntry(repo, subject, referrer)).catch((err) => {
-      if (!isNotFound(err)) throw err;
-    });
+    await ifExists(this.driver.delete(paths.referrerEntry(repo, subject, referrer)));
   }
 
   /** Descriptors of the manifests whose subject is `subject`, ordered by digest. */
   async list(repo: string, subject: Digest): Promise<Descriptor[]> {
-    let names: string[];
-    try {
-      names = (await this.driver.list(paths.referrersOf(repo, subject))).filter((n) => n.endsWith(".json")).sort();
-    } catch (err) {
-      if (isNotFound(err)) return [];
-      throw err;
-    }
+    const listed = await ifExists(this.driver.list(paths.referrersOf(repo, subject)));
+    if (!listed) return [];
+    const names = listed.filter((n) => n.endsWith(".json")).sort();
     const out: Descriptor[] = [];
     for (const name of names) {
-      try {
-        const content = await this.driver.getContent(`${paths.referrersOf(repo, subject)}/${name}`);
-        out.push(JSON.parse(content.toString("utf8")) as Descriptor);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      const content = await ifExists(this.driver.getContent(`${paths.referrersOf(repo, subject)}/${name}`));
+      if (content) out.push(JSON.parse(content.toString("utf8")) as Descriptor);
     }
     return out;
   }

@@ -1,6 +1,6 @@
 // The registry's domain layer, assembled over one storage driver. The HTTP layer talks only to
 // this; it never sees paths or the driver.
-import { isNotFound, StorageDriver } from "../storage/driver";
+import { ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { ReadWriteLock } from "../util/rw-lock";
 import { BlobStore, BlobStoreListener } from "./blobs";
@@ -42,12 +42,7 @@ export class Registry {
   }
 
   async repositoryExists(name: string): Promise<boolean> {
-    try {
-      return (await this.driver.stat(paths.repo(name))).isDir;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    return (await ifExists(this.driver.stat(paths.repo(name))))?.isDir ?? false;
   }
 
   /** Whether the storage answers at all (the readiness of GET /v2/). */

@@ -1,18 +1,15 @@
 // Tags: one link file per tag holding the digest it points at.
 import { Digest } from "../reference";
-import { isNotFound, StorageDriver } from "../storage/driver";
+import { exists, ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 
 export class TagStore {
   constructor(private readonly driver: StorageDriver) {}
 
   async get(repo: string, tag: string): Promise<Digest | undefined> {
-    try {
-      return Digest.tryParse((await this.driver.getContent(paths.tagLink(repo, tag))).toString("utf8").trim());
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    const content = await ifExists(this.driver.getContent(paths.tagLink(repo, tag)));
+    if (!content) return undefined;
+    return Digest.tryParse(content.toString("utf8").trim());
   }
 
   async set(repo: string, tag: string, digest: Digest): Promise<void> {
@@ -23,36 +20,23 @@ export class TagStore {
   }
 
   async delete(repo: string, tag: string): Promise<boolean> {
-    try {
-      await this.driver.delete(paths.tagDir(repo, tag));
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    return exists(this.driver.delete(paths.tagDir(repo, tag)));
   }
 
   /** All tags in lexical order; undefined when the repository has no tag directory. */
   async list(repo: string): Promise<string[] | undefined> {
-    try {
-      return (await this.driver.list(paths.tagsRoot(repo))).sort();
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    return (await ifExists(this.driver.list(paths.tagsRoot(repo))))?.sort();
   }
 
   /** Tags with their digests, for deletes and retention. */
   async entries(repo: string): Promise<{ tag: string; digest: Digest; modTime: Date }[]> {
     const out: { tag: string; digest: Digest; modTime: Date }[] = [];
     for (const tag of (await this.list(repo)) ?? []) {
-      try {
-        const [content, info] = await Promise.all([this.driver.getContent(paths.tagLink(repo, tag)), this.driver.stat(paths.tagLink(repo, tag))]);
-        const digest = Digest.tryParse(content.toString("utf8").trim());
-        if (digest) out.push({ tag, digest, modTime: info.modTime });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      const found = await ifExists(Promise.all([this.driver.getContent(paths.tagLink(repo, tag)), this.driver.stat(paths.tagLink(repo, tag))]));
+      if (!found) continue;
+      const [content, info] = found;
+      const digest = Digest.tryParse(content.toString("utf8").trim());
+      if (digest) out.push({ tag, digest, modTime: info.modTime });
     }
     return out;
   }

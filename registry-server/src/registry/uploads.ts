@@ -4,7 +4,7 @@
 import { randomUUID, createHash, Hash } from "node:crypto";
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
-import { isNotFound, StorageDriver } from "../storage/driver";
+import { ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { KeyedLock } from "../util/keyed-lock";
 import type { BlobStore } from "./blobs";
@@ -50,12 +50,9 @@ export class UploadStore {
   /** Current size of the session's data; BLOB_UPLOAD_UNKNOWN when there is no such session. */
   async size(repo: string, id: string): Promise<number> {
     if (!UUID_RE.test(id)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: id.slice(0, 100) });
-    try {
-      return (await this.driver.stat(paths.uploadData(repo, id))).size;
-    } catch (err) {
-      if (isNotFound(err)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id });
-      throw err;
-    }
+    const info = await ifExists(this.driver.stat(paths.uploadData(repo, id)));
+    if (!info) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id });
+    return info.size;
   }
 
   /** Appends a chunk; answers the new size. */

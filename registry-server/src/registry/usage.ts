@@ -11,7 +11,7 @@
 import { formatBytes } from "../cli/format";
 import { RegistryError, volumeFullError } from "../errors";
 import { Digest } from "../reference";
-import { isNotFound, StorageDriver } from "../storage/driver";
+import { ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import type { BlobStoreListener } from "./blobs";
 import type { Registry } from "./registry";
@@ -41,16 +41,6 @@ interface PrefixEntry {
   sizes: Map<string, number>;
   /** Change counter value of the last in-process change, so a refresh does not undo it. */
   changedAt: number;
-}
-
-/** What a storage call answers, or `fallback` when its path does not exist (deleted meanwhile). */
-async function unlessMissing<T, F>(call: Promise<T>, fallback: F): Promise<T | F> {
-  try {
-    return await call;
-  } catch (err) {
-    if (isNotFound(err)) return fallback;
-    throw err;
-  }
 }
 
 function prefixDirectory(digest: Digest): string {
@@ -186,8 +176,9 @@ export class StorageUsage implements BlobStoreListener {
     const started = Date.now();
     const generation = this.changes;
     const seen = new Set<string>();
-    for (const alg of await unlessMissing(this.driver.list(paths.blobsRoot), [])) {
-      for (const prefix of await unlessMissing(this.driver.list(`${paths.blobsRoot}/${alg}`), [])) {
+    // Paths that do not exist (deleted meanwhile) list as empty.
+    for (const alg of (await ifExists(this.driver.list(paths.blobsRoot))) ?? []) {
+      for (const prefix of (await ifExists(this.driver.list(`${paths.blobsRoot}/${alg}`))) ?? []) {
         const dir = `${paths.blobsRoot}/${alg}/${prefix}`;
         seen.add(dir);
         await this.relistPrefix(dir, alg, generation);
@@ -198,18 +189,18 @@ export class StorageUsage implements BlobStoreListener {
   }
 
   private async relistPrefix(dir: string, alg: string, generation: number): Promise<void> {
-    const info = await unlessMissing(this.driver.stat(dir), undefined);
+    const info = await ifExists(this.driver.stat(dir));
     if (!info) return;
     const modTime = info.modTime.getTime();
     const known = this.prefixes.get(dir);
     if (known && known.modTime === modTime) return;
     const sizes = new Map<string, number>();
     let complete = Date.now() - modTime > SETTLE_MS;
-    for (const hex of await unlessMissing(this.driver.list(dir), [])) {
+    for (const hex of (await ifExists(this.driver.list(dir))) ?? []) {
       const digest = Digest.tryParse(`${alg}:${hex}`);
       if (!digest) continue;
       const key = digest.toString();
-      const size = known?.sizes.get(key) ?? (await unlessMissing(this.driver.stat(paths.blobData(digest)), undefined))?.size;
+      const size = known?.sizes.get(key) ?? (await ifExists(this.driver.stat(paths.blobData(digest))))?.size;
       if (size !== undefined) sizes.set(key, size);
       // A blob directory whose data is not there yet gets it without the prefix changing.
       else complete = false;

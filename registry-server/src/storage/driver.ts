@@ -65,3 +65,18 @@ export interface StorageDriver {
 export function isNotFound(err: unknown): err is PathNotFoundError {
   return err instanceof PathNotFoundError;
 }
+
+/** The promise's value, or undefined when the path it works on does not exist. */
+export async function ifExists<T>(work: Promise<T>): Promise<T | undefined> {
+  try {
+    return await work;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Whether the path the work was done on exists (for work that answers nothing, e.g. touch or delete). */
+export async function exists(work: Promise<unknown>): Promise<boolean> {
+  return (await ifExists(work.then(() => true))) ?? false;
+}
