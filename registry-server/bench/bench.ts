@@ -1,0 +1,265 @@
+// `npm run bench`: our registry against CNCF distribution (docker-registry), each on an empty
+// store on loopback, phases interleaved round by round so that the machine's drift hits both.
+import { execFile, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { observeDurability, Observation, STATED } from "./durability";
+import { Options, parseArgs, PHASES, ServerKind, Sizes, USAGE, UsageError } from "./options";
+import { dropRoundBlobs, PHASE_RUNNERS, ServerState } from "./phases";
+import { BackgroundLoad, RssSampler, statusMiB } from "./proc";
+import { buildRows, formatTable, METRICS, MetricKey, Series } from "./report";
+import { referenceVersion, ServerHandle, startOurs, startReference } from "./servers";
+
+const MiB = 1 << 20;
+const execFileAsync = promisify(execFile);
+
+function progress(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+/** Flushes dirty pages (untimed) so one server's writeback does not land in the other's phase. */
+function settle(): void {
+  execFileSync("sync");
+}
+
+/** /tmp unless it lacks room for a round of both servers; then .bench-tmp beside package.json. */
+function chooseTmpBase(sizes: Sizes): { dir: string; note: string } {
+  const need = 2 * (sizes.monoBytes + sizes.chunkedBytes + sizes.parallelCount * sizes.parallelBytes) + 2 * 1024 * MiB;
+  const tmp = os.tmpdir();
+  const st = fs.statfsSync(tmp);
+  const free = st.bavail * st.bsize;
+  if (free >= need) return { dir: tmp, note: `${tmp} (${(free / 2 ** 30).toFixed(0)} GiB free)` };
+  const local = path.resolve(__dirname, "../../.bench-tmp");
+  fs.mkdirSync(local, { recursive: true });
+  return { dir: local, note: `${local} (${tmp} has only ${(free / 2 ** 30).toFixed(1)} GiB free)` };
+}
+
+function machineHeader(options: Options, refVersion: string | undefined, tmpNote: string): string[] {
+  const cpus = os.cpus();
+  const s = options.sizes;
+  const mib = (b: number) => `${b / MiB} MiB`;
+  return [
+    `registry-server benchmark — ${options.quick ? "quick" : "full"} mode, ${options.rounds} round(s), ${new Date().toISOString()}`,
+    `machine: ${cpus.length} cores (${cpus[0]?.model.trim() ?? "?"}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, node ${process.version}`,
+    `reference: ${refVersion ?? "not run"}`,
+    `stores: ${tmpNote}; client and servers share the machine's cores`,
+    `workload: monolithic ${mib(s.monoBytes)}, chunked ${mib(s.chunkedBytes)} in ${mib(s.chunkBytes)} PATCHes, pull ${mib(s.monoBytes)}, ` +
+      `${s.parallelCount}×${mib(s.parallelBytes)} parallel, ${s.smallImages} small images (${s.smallLayerBytes} B layer + config + manifest, concurrency ${s.concurrency}), ` +
+      `catalog ${s.catalogRepos} repos n=${s.catalogPageSize} ×${s.catalogWalks} walks, tags/list of ${s.tagCount} tags ×${s.tagRequests}`,
+    `phases: ${options.phases.join(", ")}; MB = 10^6 bytes; medians over rounds with [min–max]; ratio = median of the per-round ours/reference ratios`,
+  ];
+}
+
+interface Run {
+  states: ServerState[];
+  series: Map<ServerKind, Series>;
+  errors: string[];
+  /** Average cores used by other processes, per round. */
+  background: number[];
+}
+
+function record(series: Series, key: MetricKey, round: number, value: number): void {
+  const list = series[key] ?? [];
+  while (list.length < round) list.push(NaN);
+  list[round] = value;
+  series[key] = list;
+}
+
+async function runRounds(options: Options, run: Run, sampler: RssSampler, nonce: string): Promise<void> {
+  const load = new BackgroundLoad(run.states.map((s) => s.server.pid));
+  for (let round = 0; round < options.rounds; round++) {
+    load.mark();
+    // Alternate who goes first, so that neither always runs on a warmer (or more tired) machine.
+    const order = round % 2 === 0 ? run.states : [...run.states].reverse();
+    for (const phase of options.phases) {
+      for (const state of order) {
+        const kind = state.server.kind;
+        sampler.label = `round ${round + 1} ${phase}`;
+        try {
+          const values = await PHASE_RUNNERS[phase]({ state, round, sizes: options.sizes, nonce });
+          const series = run.series.get(kind) ?? {};
+          for (const [key, value] of Object.entries(values)) record(series, key as MetricKey, round, value);
+          run.series.set(kind, series);
+          const shown = Object.entries(values)
+            .filter(([k]) => !k.endsWith("cpu"))
+            .map(([k, v]) => `${k}=${v.toFixed(k.endsWith("seconds") ? 3 : 0)}`)
+            .join(" ");
+          progress(`round ${round + 1}/${options.rounds} ${phase.padEnd(8)} ${kind.padEnd(9)} ${shown}`);
+        } catch (err) {
+          const message = `round ${round + 1} ${phase} ${kind}: ${(err as Error).message}`;
+          run.errors.push(message);
+          progress(`ERROR ${message}`);
+        }
+        settle();
+      }
+    }
+    for (const state of run.states) await dropRoundBlobs(state);
+    settle();
+    sampler.endRound();
+    run.background.push(load.coresSinceMark());
+    progress(`round ${round + 1}: other processes used ${run.background[round].toFixed(2)} cores on average`);
+  }
+}
+
+function memorySeries(run: Run, sampler: RssSampler, hwm: Map<ServerKind, number | undefined>): void {
+  for (const state of run.states) {
+    const kind = state.server.kind;
+    const series = run.series.get(kind) ?? {};
+    const peak = sampler.peakOf(kind);
+    if (peak !== undefined) series["rss.peak"] = [peak];
+    const h = hwm.get(kind);
+    if (h !== undefined) series["rss.hwm"] = [h];
+    const rounds = sampler.roundPeaksOf(kind);
+    if (rounds.length >= 2) series["rss.growth"] = [((rounds[rounds.length - 1] - rounds[0]) / rounds[0]) * 100];
+    run.series.set(kind, series);
+  }
+}
+
+async function main(): Promise<number> {
+  let options: Options;
+  try {
+    const parsed = parseArgs(process.argv.slice(2));
+    if (parsed === "help") {
+      process.stdout.write(USAGE + "\n");
+      return 0;
+    }
+    options = parsed;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bench: ${err.message}\n${USAGE}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const started = Date.now();
+  const mainJs = path.resolve(__dirname, "../src/main.js");
+  if (!fs.existsSync(mainJs)) throw new Error(`${mainJs} is missing: build first (npx tsc -p .)`);
+  const refVersion = options.only === "ours" ? undefined : referenceVersion();
+  const kinds: ServerKind[] = (["ours", "reference"] as const).filter((k) => (options.only === undefined || options.only === k) && (k === "ours" || refVersion !== undefined));
+  if (kinds.length === 0) throw new Error("docker-registry is not installed (apt-get install docker-registry)");
+  if (options.only !== "ours" && refVersion === undefined) progress("docker-registry is not installed: measuring ours only");
+
+  const tmp = chooseTmpBase(options.sizes);
+  const base = fs.mkdtempSync(path.join(tmp.dir, "registry-bench-"));
+  const servers: ServerHandle[] = [];
+  const stopServers = async () => {
+    for (const s of servers.splice(0)) await s.stop().catch(() => undefined);
+  };
+  const removeStores = async () => {
+    // rm(1): far faster than fs.rm on the ~10^5 small files a full run leaves (still minutes on a busy disk).
+    await execFileAsync("rm", ["-rf", base]).catch(() => fs.rmSync(base, { recursive: true, force: true }));
+  };
+  const cleanup = async () => {
+    await stopServers();
+    await removeStores();
+  };
+  const interrupted = () => {
+    progress("interrupted: stopping the servers and removing the stores");
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+
+  const header = machineHeader(options, refVersion, tmp.note);
+  header.forEach((l) => progress(l));
+  const nonce = randomBytes(6).toString("hex");
+  const run: Run = { states: [], series: new Map(), errors: [], background: [] };
+  const observations = new Map<ServerKind, Observation>();
+  const hwm = new Map<ServerKind, number | undefined>();
+  let sampler: RssSampler | undefined;
+  try {
+    for (const kind of kinds) {
+      const root = path.join(base, kind);
+      fs.mkdirSync(root);
+      const server = kind === "ours" ? await startOurs(root, mainJs) : await startReference(root, path.join(base, "reference.yml"));
+      servers.push(server);
+      run.states.push({ server, roundBlobs: [], tagsReady: false, notes: new Map(), catalogListed: [] });
+      progress(`${kind} ready on 127.0.0.1:${server.port} (pid ${server.pid})`);
+    }
+    sampler = new RssSampler(new Map(servers.map((s) => [s.kind, s.pid])));
+    sampler.start(50);
+    await runRounds(options, run, sampler, nonce);
+    sampler.label = "the durability probe";
+    for (const server of servers) {
+      hwm.set(server.kind, statusMiB(server.pid, "VmHWM"));
+      observations.set(server.kind, await observeDurability(server, `${nonce}/durability`, path.join(base, `strace-${server.kind}.txt`)));
+    }
+    sampler.stop();
+  } finally {
+    sampler?.stop();
+    memorySeries(run, sampler ?? new RssSampler(new Map()), hwm);
+    await stopServers();
+    try {
+      writeReport({ options, header, run, sampler, observations, started });
+    } finally {
+      progress("removing the stores");
+      await removeStores();
+      process.off("SIGINT", interrupted);
+      process.off("SIGTERM", interrupted);
+    }
+  }
+  return run.errors.length > 0 ? 1 : 0;
+}
+
+interface ReportInput {
+  options: Options;
+  header: string[];
+  run: Run;
+  sampler: RssSampler | undefined;
+  observations: Map<ServerKind, Observation>;
+  started: number;
+}
+
+function writeReport({ options, header, run, sampler, observations, started }: ReportInput): void {
+  const logs = run.states.map((s) => ({ kind: s.server.kind, count: s.server.log.count, last: s.server.log.lines.slice(-5) }));
+
+  const ours = run.series.get("ours") ?? {};
+  const reference = run.series.get("reference");
+  const rows = buildRows(METRICS, ours, reference);
+  const out: string[] = [...header, "", formatTable(rows, reference !== undefined), ""];
+  out.push(
+    `background: other processes on this machine used ${run.background.map((c) => c.toFixed(2)).join(" / ")} cores on average per round (of ${os.cpus().length}; their load skews both servers)`,
+  );
+  const roundPeaks = (kind: ServerKind) => (sampler?.roundPeaksOf(kind) ?? []).map((v) => v.toFixed(0)).join(" / ");
+  out.push(`memory: peak RSS per round (MiB): ${run.states.map((s) => `${s.server.kind} ${roundPeaks(s.server.kind)} (highest during ${sampler?.peakLabelOf(s.server.kind) ?? "?"})`).join("; ")}`);
+  out.push("durability:");
+  for (const s of run.states) {
+    out.push(`  ${s.server.kind}: ${STATED[s.server.kind]}`);
+    out.push(`    ${observations.get(s.server.kind)?.note ?? "not observed"}`);
+  }
+  for (const s of run.states) for (const note of s.notes.values()) out.push(`note (${s.server.kind}): ${note}`);
+  for (const l of logs) {
+    out.push(`server log (${l.kind}): ${l.count} line(s) at warn/error level${l.count > 0 ? "; last: " : ""}`);
+    for (const line of l.last) out.push(`    ${line}`);
+  }
+  if (run.errors.length > 0) out.push(`errors (${run.errors.length}):`, ...run.errors.map((e) => `  ${e}`));
+  out.push(`total time ${((Date.now() - started) / 1000).toFixed(0)} s; phases skipped: ${PHASES.filter((p) => !options.phases.includes(p)).join(", ") || "none"}`);
+  process.stdout.write(out.join("\n") + "\n");
+
+  if (options.json) {
+    const json = {
+      header,
+      options,
+      series: Object.fromEntries(run.series),
+      rows: rows.map((r) => ({ key: r.def.key, unit: r.def.unit, better: r.def.better, goal: r.def.goal?.text, ours: r.ours, reference: r.reference, ratio: r.ratio, verdict: r.verdict })),
+      rssRoundPeaks: Object.fromEntries(run.states.map((s) => [s.server.kind, sampler?.roundPeaksOf(s.server.kind) ?? []])),
+      durability: Object.fromEntries(run.states.map((s) => [s.server.kind, { stated: STATED[s.server.kind], observed: observations.get(s.server.kind) }])),
+      notes: Object.fromEntries(run.states.map((s) => [s.server.kind, [...s.notes.values()]])),
+      errors: run.errors,
+      backgroundCores: run.background,
+    };
+    fs.writeFileSync(options.json, JSON.stringify(json, null, 2) + "\n");
+    progress(`results written to ${options.json}`);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
