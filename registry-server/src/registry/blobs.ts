@@ -6,7 +6,7 @@
 // collector (which deletes only what is older than its grace period, re-checked under the
 // lock held exclusively) never removes a blob that a push has just started to use.
 import type { Readable } from "node:stream";
-import { exists, ifExists, StorageDriver } from "../storage/driver";
+import { exists, ifExists, PublishStep, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { Digest } from "../reference";
 import type { ReadWriteLock } from "../util/rw-lock";
@@ -48,26 +48,35 @@ export class BlobStore {
     return this.driver.getContent(paths.blobData(digest));
   }
 
-  /** Stores small content (a manifest) under its digest; a no-op when it is already there. */
-  async putContent(digest: Digest, content: Buffer): Promise<void> {
-    if ((await this.size(digest)) === content.length && (await this.touch(digest))) return;
-    await this.store(digest, content.length, true, () => this.driver.putContent(paths.blobData(digest), content));
+  /**
+   * Stores small content (a manifest) under its digest (only refreshed when it is already
+   * there), then `then`: the files that refer to it, published with it in one go.
+   */
+  async putContent(digest: Digest, content: Buffer, then: PublishStep[] = []): Promise<void> {
+    if ((await this.size(digest)) === content.length && (await this.touch(digest))) {
+      if (then.length > 0) await this.driver.publish(then);
+      return;
+    }
+    await this.store(digest, content.length, true, () => this.driver.publish([{ path: paths.blobData(digest), content }, ...then]));
   }
 
   /**
-   * Publishes a verified, synced file as the blob. When the blob already exists (two clients
-   * pushed the same layer at once) the file is dropped: both pushes succeed, one copy stays.
+   * Publishes a verified, synced file as the blob, linked into the repository in the same
+   * publication. When the blob already exists (two clients pushed the same layer at once) the
+   * file is dropped: both pushes succeed, one copy stays.
    */
-  async publish(source: string, digest: Digest): Promise<void> {
+  async publish(source: string, digest: Digest, linkInto: string): Promise<void> {
     await this.maintenance.shared(async () => {
+      const link = await this.linkSteps(linkInto, digest);
       if (await this.touch(digest)) {
         await this.driver.delete(source).catch(() => undefined);
+        await this.driver.publish(link);
         return;
       }
       const bytes = this.listener ? (await this.driver.stat(source)).size : 0;
       // A blob refused (quota) leaves none of its bytes behind.
       const dropSource = () => this.driver.delete(source).catch(() => undefined);
-      await this.store(digest, bytes, false, () => this.driver.move(source, paths.blobData(digest)), dropSource);
+      await this.store(digest, bytes, false, () => this.driver.publish([{ path: paths.blobData(digest), from: source }, ...link]), dropSource);
     });
   }
 
@@ -106,9 +115,13 @@ export class BlobStore {
   }
 
   private async linkLocked(repo: string, digest: Digest): Promise<void> {
-    if (!(await exists(this.driver.touch(paths.layerLink(repo, digest))))) {
-      await this.driver.putContent(paths.layerLink(repo, digest), digest.toString());
-    }
+    await this.driver.publish(await this.linkSteps(repo, digest));
+  }
+
+  /** What linking writes: nothing when the link exists (it is refreshed instead). */
+  private async linkSteps(repo: string, digest: Digest): Promise<PublishStep[]> {
+    if (await exists(this.driver.touch(paths.layerLink(repo, digest)))) return [];
+    return [{ path: paths.layerLink(repo, digest), content: digest.toString() }];
   }
 
   /** Links a blob that is already in the store (cross-repository mount); false when it is not. */

@@ -415,7 +415,7 @@ class StoreCheck {
     if ((await this.exists(entry)) || !(await this.revisionLive(state, digest))) return;
     await this.problem(
       { kind: "missing-referrer", path: entry, repo, digest: digest.toString(), detail: `not listed among the referrers of ${subject.toString()}`, repair: "write the entry" },
-      () => this.registry.referrers.add(repo, subject, digest, referrerDescriptor(m, digest, size)),
+      () => this.driver.publish([this.registry.referrers.addStep(repo, subject, digest, referrerDescriptor(m, digest, size))]),
     );
   }
 

@@ -4,7 +4,7 @@
 // and a GET by tag costs one small read and one stat.
 import { RegistryError } from "../errors";
 import { Digest, Reference } from "../reference";
-import { exists, ifExists, StorageDriver } from "../storage/driver";
+import { exists, ifExists, PublishStep, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import type { BlobStore } from "./blobs";
 import type { Catalog } from "./catalog";
@@ -129,7 +129,8 @@ export class ManifestStore {
 
   /**
    * Validates and stores a manifest pushed by tag or digest. Writes go blob, revision link,
-   * referrer entry, then tag, so a crash never leaves a tag pointing at nothing.
+   * referrer entry, then tag, in one ordered publication, so a crash never leaves a tag
+   * pointing at nothing.
    */
   async put(repo: string, ref: Reference, content: Buffer, contentType: string | undefined): Promise<PutResult> {
     return this.blobs.maintenance.shared(() => this.putLocked(repo, ref, content, contentType));
@@ -148,17 +149,20 @@ export class ManifestStore {
     await this.checkReferences(repo, parsed);
 
     const firstManifest = !(await this.hasManifests(repo));
-    await this.blobs.putContent(digest, content);
-    if (!parsed.mediaTypeInBody) await this.driver.putContent(paths.revisionMediaType(repo, digest), parsed.mediaType);
-    await this.touchOrCreate(paths.revisionLink(repo, digest), digest.toString());
-    this.cache.set(digest.toString(), { mediaType: parsed.mediaType, content });
-
+    // One publication, in this order: content, revision, referrer entry, tag.
+    const steps: PublishStep[] = [];
+    if (!parsed.mediaTypeInBody) steps.push({ path: paths.revisionMediaType(repo, digest), content: parsed.mediaType });
+    if (!(await exists(this.driver.touch(paths.revisionLink(repo, digest))))) {
+      steps.push({ path: paths.revisionLink(repo, digest), content: digest.toString() });
+    }
     let subject: Digest | undefined;
     if (parsed.subject) {
       subject = Digest.parse(parsed.subject.digest);
-      await this.referrers.add(repo, subject, digest, referrerDescriptor(parsed, digest, content.length));
+      steps.push(this.referrers.addStep(repo, subject, digest, referrerDescriptor(parsed, digest, content.length)));
     }
-    if (ref.kind === "tag") await this.tags.set(repo, ref.tag, digest);
+    if (ref.kind === "tag") steps.push(...(await this.tags.setSteps(repo, ref.tag, digest)));
+    await this.blobs.putContent(digest, content, steps);
+    this.cache.set(digest.toString(), { mediaType: parsed.mediaType, content });
     if (firstManifest) await this.catalog.bump();
     return { digest, subject };
   }
@@ -180,10 +184,6 @@ export class ManifestStore {
     if (missing.length > 0) {
       throw new RegistryError("MANIFEST_BLOB_UNKNOWN", undefined, { digests: missing.map((d) => d.digest) });
     }
-  }
-
-  private async touchOrCreate(path: string, content: string): Promise<void> {
-    if (!(await exists(this.driver.touch(path)))) await this.driver.putContent(path, content);
   }
 
   async hasManifests(repo: string): Promise<boolean> {

@@ -2,15 +2,16 @@
 // its subject, holding the descriptor the referrers API answers with (no manifest is parsed
 // at list time).
 import { Digest } from "../reference";
-import { ifExists, StorageDriver } from "../storage/driver";
+import { ifExists, PublishStep, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import type { Descriptor } from "./manifest";
 
 export class ReferrerIndex {
   constructor(private readonly driver: StorageDriver) {}
 
-  async add(repo: string, subject: Digest, referrer: Digest, descriptor: Descriptor): Promise<void> {
-    await this.driver.putContent(paths.referrerEntry(repo, subject, referrer), JSON.stringify(descriptor));
+  /** The entry that lists `referrer` among the referrers of `subject`. */
+  addStep(repo: string, subject: Digest, referrer: Digest, descriptor: Descriptor): PublishStep {
+    return { path: paths.referrerEntry(repo, subject, referrer), content: JSON.stringify(descriptor) };
   }
 
   async remove(repo: string, subject: Digest, referrer: Digest): Promise<void> {

@@ -1,6 +1,6 @@
 // Tags: one link file per tag holding the digest it points at.
 import { Digest } from "../reference";
-import { exists, ifExists, StorageDriver } from "../storage/driver";
+import { exists, ifExists, PublishStep, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 
 export class TagStore {
@@ -13,10 +13,15 @@ export class TagStore {
   }
 
   async set(repo: string, tag: string, digest: Digest): Promise<void> {
+    await this.driver.publish(await this.setSteps(repo, tag, digest));
+  }
+
+  /** What setting the tag writes (nothing when it already points there: it is only refreshed). */
+  async setSteps(repo: string, tag: string, digest: Digest): Promise<PublishStep[]> {
     const current = await this.get(repo, tag);
     // Pushing a tag again counts as a push for retention ("keep the N most recent").
-    if (current?.equals(digest)) await this.driver.touch(paths.tagLink(repo, tag));
-    else await this.driver.putContent(paths.tagLink(repo, tag), digest.toString());
+    if (current?.equals(digest) && (await exists(this.driver.touch(paths.tagLink(repo, tag))))) return [];
+    return [{ path: paths.tagLink(repo, tag), content: digest.toString() }];
   }
 
   async delete(repo: string, tag: string): Promise<boolean> {

@@ -60,15 +60,16 @@ export class UploadStore {
     return this.lock.run(`${repo}\0${id}`, () => this.appendLocked(repo, id, body, length, options));
   }
 
-  private async appendLocked(repo: string, id: string, body: AsyncIterable<Buffer>, length: number | undefined, options: AppendOptions): Promise<number> {
+  /** Appends the body; with `sync` the data file is also flushed to stable storage (completion). */
+  private async appendLocked(repo: string, id: string, body: AsyncIterable<Buffer>, length: number | undefined, options: AppendOptions, sync = false): Promise<number> {
     const size = await this.size(repo, id);
     if (options.start !== undefined && options.start !== size) {
       throw new RegistryError("RANGE_INVALID", `chunk starts at ${options.start} but the upload has ${size} bytes`, undefined, {
         headers: { Range: rangeHeader(size), "Docker-Upload-UUID": id },
       });
     }
-    if (length === 0) return size;
-    await this.capacity(repo, length);
+    if (length !== 0) await this.capacity(repo, length);
+    else if (!sync) return size;
     const key = `${repo}\0${id}`;
     let state = this.hashStates.get(key);
     if (state && state.offset !== size) state = undefined;
@@ -86,7 +87,7 @@ export class UploadStore {
     }
     // Keep what arrived, even from a client that went away: the session can resume from there.
     try {
-      await writer.close();
+      await (sync && failure === undefined ? writer.commit() : writer.close());
       // After a failed write the hash may include bytes the disk does not: rehash later instead.
       if (state && failure === undefined) {
         state.offset = writer.size;
@@ -105,12 +106,9 @@ export class UploadStore {
    */
   async complete(repo: string, id: string, digest: Digest, body: AsyncIterable<Buffer>, length: number | undefined, options: AppendOptions = {}): Promise<number> {
     return this.lock.run(`${repo}\0${id}`, async () => {
-      await this.appendLocked(repo, id, body, length, options);
+      const size = await this.appendLocked(repo, id, body, length, options, true);
       const key = `${repo}\0${id}`;
       const dataPath = paths.uploadData(repo, id);
-      const writer = await this.driver.writer(dataPath, true);
-      await writer.commit();
-      const size = writer.size;
       const state = this.hashStates.get(key);
       this.hashStates.delete(key);
       const actual =
@@ -119,8 +117,7 @@ export class UploadStore {
         await this.driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
         throw new RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content", { expected: digest.toString(), actual: actual.toString() });
       }
-      await this.blobs.publish(dataPath, digest);
-      await this.blobs.link(repo, digest);
+      await this.blobs.publish(dataPath, digest, repo);
       await this.driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
       return size;
     });

@@ -39,6 +39,9 @@ export interface FileWriter {
   cancel(): Promise<void>;
 }
 
+/** One file of a publication: small content to write, or a synced file to move, to `path`. */
+export type PublishStep = { path: string; content: Buffer | string } | { path: string; from: string };
+
 export interface StorageDriver {
   readonly name: string;
   /** Whole content of a small file. */
@@ -52,6 +55,12 @@ export interface StorageDriver {
   stat(path: string): Promise<FileInfo>;
   /** Names of the direct children of a directory. */
   list(path: string): Promise<string[]>;
+  /**
+   * Puts several files in place in order, each atomically, replacing what is there. When it
+   * resolves all are durable; after a crash, only a prefix of the steps can be in place (a tag
+   * never without the manifest it points at).
+   */
+  publish(steps: PublishStep[]): Promise<void>;
   /** Atomically and durably moves a file into place, replacing any file there. */
   move(source: string, dest: string): Promise<void>;
   /** Sets the file's modification time to now (marks it as freshly referenced for garbage collection). */
