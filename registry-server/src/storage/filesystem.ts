@@ -37,6 +37,7 @@ async function fsyncDir(dir: string): Promise<void> {
 export class FilesystemDriver implements StorageDriver {
   readonly name = "filesystem";
   private readonly tmpDir: string;
+  private readonly dirSyncs = new Map<string, { running?: Promise<void>; queued?: Promise<void> }>();
 
   constructor(readonly root: string) {
     this.root = nodePath.resolve(root);
@@ -174,7 +175,38 @@ export class FilesystemDriver implements StorageDriver {
       if (isFull(err)) throw new StorageFullError(steps[placed].path);
       throw err;
     }
-    await Promise.all([...dirs].map(fsyncDir));
+    await Promise.all([...dirs].map((d) => this.syncDir(d)));
+  }
+
+  /**
+   * Syncs a directory, sharing the work between concurrent publications into it (group
+   * commit): a caller joins a sync that has not started yet, since it will cover its rename;
+   * one that is already running may predate the rename, so one more is queued behind it.
+   */
+  private syncDir(dir: string): Promise<void> {
+    let entry = this.dirSyncs.get(dir);
+    if (!entry) {
+      entry = {};
+      this.dirSyncs.set(dir, entry);
+    }
+    if (entry.queued) return entry.queued;
+    const e = entry;
+    const start = (): Promise<void> => {
+      const run = fsyncDir(dir).finally(() => {
+        if (e.running === run) e.running = undefined;
+        if (!e.running && !e.queued && this.dirSyncs.get(dir) === e) this.dirSyncs.delete(dir);
+      });
+      e.running = run;
+      return run;
+    };
+    if (!e.running) return start();
+    e.queued = e.running
+      .catch(() => undefined)
+      .then(() => {
+        e.queued = undefined;
+        return start();
+      });
+    return e.queued;
   }
 
   private tmpName(): string {

@@ -196,6 +196,26 @@ describe("GET /v2/<name>/referrers/<digest>", () => {
     );
   });
 
+  it("pages large answers with n, last and a Link to the next page", async () => {
+    const digests: string[] = [];
+    for (let i = 0; i < 5; i++) digests.push(await pushReferrer("application/vnd.example.page", sbomLayer, { page: String(i) }));
+    const seen: string[] = [];
+    let path: string | undefined = `/v2/refs/referrers/${subject.digest}?artifactType=application/vnd.example.page&n=2`;
+    let pages = 0;
+    while (path) {
+      const res: Response = await fetch(`${srv.url}${path}`);
+      const body = (await res.json()) as { manifests: { digest: string }[] };
+      assert.ok(body.manifests.length <= 2);
+      seen.push(...body.manifests.map((m) => m.digest));
+      const link = res.headers.get("link");
+      path = link ? /^<([^>]+)>; rel="next"$/.exec(link)?.[1] : undefined;
+      if (path) assert.match(path, /artifactType=application%2Fvnd\.example\.page/);
+      pages++;
+    }
+    assert.equal(pages, 3);
+    assert.deepEqual(seen, [...digests].sort());
+  });
+
   it("a deleted referrer disappears from the list", async () => {
     const gone = await pushReferrer("application/vnd.example.temp", sbomLayer, { temp: "1" });
     const del = await fetch(`${srv.url}/v2/refs/manifests/${gone}`, { method: "DELETE" });
