@@ -16,12 +16,8 @@ export interface RouteParams {
   uuid?: string;
 }
 
-export interface RequestContext {
-  req: IncomingMessage;
-  res: ServerResponse;
-  path: string;
-  query: URLSearchParams;
-  params: RouteParams;
+/** What the HTTP layer is built from. */
+export interface AppServices {
   registry: Registry;
   config: Config;
   log: Logger;
@@ -31,14 +27,12 @@ export interface RequestContext {
   metrics?: RegistryMetrics;
 }
 
-/** What the HTTP layer is built from. */
-export interface AppServices {
-  registry: Registry;
-  config: Config;
-  log: Logger;
-  maintenance: Maintenance;
-  usage: StorageUsage;
-  metrics?: RegistryMetrics;
+export interface RequestContext extends AppServices {
+  req: IncomingMessage;
+  res: ServerResponse;
+  path: string;
+  query: URLSearchParams;
+  params: RouteParams;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;

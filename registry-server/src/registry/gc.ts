@@ -11,7 +11,7 @@
 // modification time of what they reference, so a reference made after the mark is seen.
 import { Digest } from "../reference";
 import { ifExists } from "../storage/driver";
-import { paths } from "../storage/paths";
+import { listDigestDirectories, paths } from "../storage/paths";
 import type { RetentionPolicy } from "../config";
 import type { ParsedManifest } from "./manifest";
 import type { Registry } from "./registry";
@@ -173,19 +173,16 @@ export class GarbageCollector {
     used.forEach((d) => live.add(d));
 
     // Layer links nothing uses any more (young ones may belong to a push in progress).
-    for (const alg of (await ifExists(driver.list(paths.layersRoot(repo)))) ?? []) {
-      for (const hex of (await ifExists(driver.list(`${paths.layersRoot(repo)}/${alg}`))) ?? []) {
-        const digest = Digest.tryParse(`${alg}:${hex}`);
-        if (!digest || used.has(digest.toString())) continue;
-        const removed = await maintenance.exclusive(async () => {
-          const t = (await ifExists(driver.stat(paths.layerLink(repo, digest))))?.modTime.getTime();
-          if (t === undefined || t >= cutoff) return false;
-          if (!dryRun) await this.registry.blobs.unlink(repo, digest);
-          return true;
-        });
-        if (removed) report.layerLinksDeleted++;
-        else live.add(digest.toString());
-      }
+    for (const digest of await listDigestDirectories(driver, paths.layersRoot(repo))) {
+      if (used.has(digest.toString())) continue;
+      const removed = await maintenance.exclusive(async () => {
+        const t = (await ifExists(driver.stat(paths.layerLink(repo, digest))))?.modTime.getTime();
+        if (t === undefined || t >= cutoff) return false;
+        if (!dryRun) await this.registry.blobs.unlink(repo, digest);
+        return true;
+      });
+      if (removed) report.layerLinksDeleted++;
+      else live.add(digest.toString());
     }
 
     if (options.uploadMaxAgeMs !== undefined) await this.purgeUploads(repo, now - options.uploadMaxAgeMs, dryRun, report);

@@ -5,7 +5,7 @@
 import { RegistryError } from "../errors";
 import { Digest, Reference } from "../reference";
 import { exists, ifExists, PublishStep, StorageDriver } from "../storage/driver";
-import { paths } from "../storage/paths";
+import { listDigestDirectories, paths } from "../storage/paths";
 import type { BlobStore } from "./blobs";
 import type { Catalog } from "./catalog";
 import { Descriptor, MediaTypes, parseManifest, ParsedManifest, referrerDescriptor, requiredBlobs } from "./manifest";
@@ -232,13 +232,6 @@ export class ManifestStore {
 
   /** Every manifest digest present in the repository. */
   async revisions(repo: string): Promise<Digest[]> {
-    const out: Digest[] = [];
-    for (const alg of await this.driver.list(paths.revisionsRoot(repo)).catch(() => [] as string[])) {
-      for (const hex of await this.driver.list(`${paths.revisionsRoot(repo)}/${alg}`).catch(() => [] as string[])) {
-        const d = Digest.tryParse(`${alg}:${hex}`);
-        if (d) out.push(d);
-      }
-    }
-    return out;
+    return listDigestDirectories(this.driver, paths.revisionsRoot(repo));
   }
 }

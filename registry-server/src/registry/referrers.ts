@@ -30,16 +30,4 @@ export class ReferrerIndex {
     }
     return out;
   }
-
-  /** Subjects that have referrers in the repository (for garbage collection). */
-  async subjects(repo: string): Promise<Digest[]> {
-    const out: Digest[] = [];
-    for (const alg of await this.driver.list(paths.referrersRoot(repo)).catch(() => [] as string[])) {
-      for (const hex of await this.driver.list(`${paths.referrersRoot(repo)}/${alg}`).catch(() => [] as string[])) {
-        const d = Digest.tryParse(`${alg}:${hex}`);
-        if (d) out.push(d);
-      }
-    }
-    return out;
-  }
 }

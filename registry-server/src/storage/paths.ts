@@ -12,7 +12,8 @@
 //     _uploads/<uuid>/data                              bytes of an upload session so far
 //   _state/catalog-generation                           (ours) bumped when a repository appears or goes
 // <root>/.tmp/                                          temporaries of atomic writes (driver's own)
-import type { Digest } from "../reference";
+import { Digest } from "../reference";
+import { ifExists, StorageDriver } from "./driver";
 
 const ROOT = "/docker/registry/v2";
 const REPOS = `${ROOT}/repositories`;
@@ -50,3 +51,15 @@ export const paths = {
   uploadDir: (name: string, id: string) => `${REPOS}/${name}/_uploads/${id}`,
   uploadData: (name: string, id: string) => `${REPOS}/${name}/_uploads/${id}/data`,
 };
+
+/** The digests named by `<root>/<algorithm>/<hex>` directories (revisions, layer links); names that are not digests are skipped. */
+export async function listDigestDirectories(driver: StorageDriver, root: string): Promise<Digest[]> {
+  const out: Digest[] = [];
+  for (const alg of (await ifExists(driver.list(root))) ?? []) {
+    for (const hex of (await ifExists(driver.list(`${root}/${alg}`))) ?? []) {
+      const d = Digest.tryParse(`${alg}:${hex}`);
+      if (d) out.push(d);
+    }
+  }
+  return out;
+}
