@@ -3,7 +3,19 @@ import { Digest } from "../reference";
 import { exists, ifExists, PublishStep, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 
+/** Repositories whose sorted tag list is kept in memory. */
+const LIST_CACHE_REPOS = 256;
+/** A directory changed this recently could change again within the same clock tick unseen. */
+const SETTLE_MS = 1000;
+
 export class TagStore {
+  /**
+   * Sorted tag lists, valid while the tags directory's modification time is unchanged (and
+   * settled), so a page of tags/list costs a stat, not a listing of every tag (issue: listing
+   * scales with the page). Shared by every process: each checks the directory itself.
+   */
+  private readonly listCache = new Map<string, { modTime: number; tags: string[] }>();
+
   constructor(private readonly driver: StorageDriver) {}
 
   async get(repo: string, tag: string): Promise<Digest | undefined> {
@@ -28,9 +40,25 @@ export class TagStore {
     return exists(this.driver.delete(paths.tagDir(repo, tag)));
   }
 
-  /** All tags in lexical order; undefined when the repository has no tag directory. */
+  /** All tags in lexical order (do not modify the array); undefined when the repository has no tag directory. */
   async list(repo: string): Promise<string[] | undefined> {
-    return (await ifExists(this.driver.list(paths.tagsRoot(repo))))?.sort();
+    const info = await ifExists(this.driver.stat(paths.tagsRoot(repo)));
+    if (!info) {
+      this.listCache.delete(repo);
+      return undefined;
+    }
+    const modTime = info.modTime.getTime();
+    const hit = this.listCache.get(repo);
+    if (hit && hit.modTime === modTime && Date.now() - modTime > SETTLE_MS) return hit.tags;
+    const tags = (await ifExists(this.driver.list(paths.tagsRoot(repo))))?.sort();
+    this.listCache.delete(repo);
+    if (!tags) return undefined;
+    this.listCache.set(repo, { modTime, tags });
+    if (this.listCache.size > LIST_CACHE_REPOS) {
+      const oldest = this.listCache.keys().next().value;
+      if (oldest !== undefined) this.listCache.delete(oldest);
+    }
+    return tags;
   }
 
   /** Tags with their digests, for deletes and retention. */

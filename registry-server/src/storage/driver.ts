@@ -6,6 +6,10 @@ import type { Readable } from "node:stream";
 export interface FileInfo {
   path: string;
   size: number;
+  /**
+   * Last modification. A directory's must change whenever an entry is added or removed (the tag
+   * list cache relies on it); a driver that cannot tell answers the current time.
+   */
   modTime: Date;
   isDir: boolean;
 }

@@ -83,6 +83,31 @@ describe("GET /v2/<name>/tags/list", () => {
   });
 });
 
+describe("tags/list with a second server on the same store", () => {
+  it("sees tags added and removed through the other server once its list was cached", async () => {
+    const a = await startServer();
+    const b = await startServer({ root: a.root });
+    try {
+      const img = await pushImage(a.url, "shared-tags", "one");
+      const tagsVia = async (url: string) => ((await (await fetch(`${url}/v2/shared-tags/tags/list`)).json()) as { tags: string[] }).tags;
+      assert.deepEqual(await tagsVia(b.url), ["one"]);
+      // Past the settling time the list is served from memory until the directory changes.
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.deepEqual(await tagsVia(b.url), ["one"]);
+      assert.deepEqual(await tagsVia(b.url), ["one"]);
+      assert.equal((await putManifest(a.url, "shared-tags", "two", img.manifest, OCI_MANIFEST)).status, 201);
+      assert.deepEqual(await tagsVia(b.url), ["one", "two"]);
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.deepEqual(await tagsVia(b.url), ["one", "two"]);
+      assert.equal((await fetch(`${a.url}/v2/shared-tags/manifests/one`, { method: "DELETE" })).status, 202);
+      assert.deepEqual(await tagsVia(b.url), ["two"]);
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  });
+});
+
 describe("GET /v2/_catalog", () => {
   const repos = ["cat/a", "cat/b", "cat/b/c", "cat-z", "zeta", "alpha/one"];
   let local: TestServer;
