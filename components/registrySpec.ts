@@ -1,6 +1,7 @@
 import type { Input } from "@pulumi/pulumi";
 import { stringify } from "yaml";
 import { LOCAL_REGISTRY_HELP_URL, NODE_DATA_PATH, REGISTRY_NAMESPACE, REGISTRY_PORT, REGISTRY_SERVICE } from "./endpoints";
+import { DEFAULT_LOG_LEVEL } from "./maintenance";
 import { ContainerResources } from "./settings";
 
 /** Where the registry keeps its data inside the container (the PVC's mount). */
@@ -29,14 +30,15 @@ export function registrySelector(): Record<string, string> {
 
 /**
  * The container's environment, in registry:2's variable names (which our server reads):
- * the stack's fixed settings first, then `extraEnv` (GC, retention, quota, log level).
+ * the stack's fixed settings and the default log level first, then `extraEnv` (the typed
+ * maintenance keys' variables and `registry:extraEnv`), which may override the log level.
  */
 export function registryEnv(extraEnv: Readonly<Record<string, string>>): { name: string; value: string }[] {
     const env: Record<string, string> = {
         REGISTRY_HTTP_ADDR: `:${REGISTRY_PORT}`,
         REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: REGISTRY_DATA_MOUNT,
         REGISTRY_STORAGE_DELETE_ENABLED: "true",
-        REGISTRY_LOG_LEVEL: "info",
+        REGISTRY_LOG_LEVEL: DEFAULT_LOG_LEVEL,
         ...extraEnv,
     };
     return Object.entries(env).map(([name, value]) => ({ name, value }));

@@ -1,5 +1,7 @@
 import * as os from "os";
 import * as path from "path";
+import { maintenanceEnv, withMaintenanceEnv } from "./maintenance";
+import { requireInteger, requireMatch, requireRecord } from "./validation";
 
 /** CPU and memory quantities of one container, in Kubernetes quantity notation. */
 export interface ContainerResources {
@@ -32,7 +34,10 @@ export interface StackSettings {
         readonly clusterIP: string;
         readonly storageSize: string;
         readonly resources: ContainerResources;
-        /** Extra environment for the registry container (GC, retention, quota settings). */
+        /**
+         * Extra environment for the registry container: the variables of the typed keys
+         * (`registry:gc`, `retention`, `uploadPurging`, `quota`, `minFree`, `logLevel`), then `registry:extraEnv`.
+         */
         readonly extraEnv: Readonly<Record<string, string>>;
     };
 }
@@ -114,7 +119,7 @@ export function readSettings(cluster: ConfigReader, registry: ConfigReader, env:
             clusterIP,
             storageSize,
             resources: readResources(registry.getObject<unknown>("resources")),
-            extraEnv: readExtraEnv(registry.getObject<unknown>("extraEnv")),
+            extraEnv: withMaintenanceEnv(readMaintenanceEnv(registry), readExtraEnv(registry.getObject<unknown>("extraEnv"))),
         },
     };
 }
@@ -139,6 +144,17 @@ function readResources(raw: unknown): ContainerResources {
         limits: { memory: pick("limits", "memory"), cpu: pick("limits", "cpu") },
         requests: { memory: pick("requests", "memory"), cpu: pick("requests", "cpu") },
     };
+}
+
+function readMaintenanceEnv(registry: ConfigReader) {
+    return maintenanceEnv({
+        gc: registry.getObject<unknown>("gc"),
+        retention: registry.getObject<unknown>("retention"),
+        uploadPurging: registry.getObject<unknown>("uploadPurging"),
+        quota: registry.get("quota"),
+        minFree: registry.get("minFree"),
+        logLevel: registry.get("logLevel"),
+    });
 }
 
 function readExtraEnv(raw: unknown): Record<string, string> {
@@ -201,23 +217,4 @@ function requireUsableClusterIP(ip: string, subnet: { network: number; prefix: n
     if ([0, 1, 10, last].includes(offset)) {
         throw new Error(`registry:clusterIP ${ip} is reserved in ${cidr} (network, broadcast, kubernetes API or kube-dns)`);
     }
-}
-
-function requireInteger(key: string, value: number, min: number, max: number): void {
-    if (!Number.isInteger(value) || value < min || value > max) {
-        throw new Error(`${key} must be an integer from ${min} to ${max}, got ${value}`);
-    }
-}
-
-function requireMatch(key: string, value: string, pattern: RegExp, what: string): void {
-    if (!pattern.test(value)) {
-        throw new Error(`${key} must be ${what}, got ${JSON.stringify(value)}`);
-    }
-}
-
-function requireRecord(key: string, value: unknown): Record<string, unknown> {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-        throw new Error(`${key} must be an object, got ${JSON.stringify(value)}`);
-    }
-    return value as Record<string, unknown>;
 }

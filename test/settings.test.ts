@@ -58,6 +58,27 @@ describe("readSettings", () => {
         });
     });
 
+    test("adds the typed maintenance keys' variables to extraEnv, before registry:extraEnv's own", () => {
+        const settings = readSettings(reader(), reader({
+            gc: { interval: "6h" },
+            retention: [{ repositories: "team/*", keepLast: 5 }],
+            uploadPurging: { enabled: false },
+            quota: "8GiB",
+            minFree: "1GiB",
+            logLevel: "warn",
+            extraEnv: { REGISTRY_LOG_FORMATTER: "text" },
+        }), env);
+        expect(Object.entries(settings.registry.extraEnv)).toEqual([
+            ["REGISTRY_GC_INTERVAL", "6h"],
+            ["REGISTRY_RETENTION_POLICIES", '[{"repositories":"team/*","keepLast":5}]'],
+            ["REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED", "false"],
+            ["REGISTRY_STORAGE_QUOTA", "8GiB"],
+            ["REGISTRY_STORAGE_MINFREE", "1GiB"],
+            ["REGISTRY_LOG_LEVEL", "warn"],
+            ["REGISTRY_LOG_FORMATTER", "text"],
+        ]);
+    });
+
     test("resolves a relative data directory to an absolute path (kind mounts need one)", () => {
         expect(readSettings(reader({ dataDir: "data" }), reader(), env).cluster.dataDir).toBe(`${process.cwd()}/data`);
     });
@@ -82,6 +103,10 @@ describe("readSettings", () => {
         ["registry:extraEnv", {}, { extraEnv: { "BAD-NAME": "1" } }, /must be an environment variable name/],
         ["registry:extraEnv", {}, { extraEnv: { REGISTRY_HTTP_ADDR: ":6000" } }, /may not set REGISTRY_HTTP_ADDR/],
         ["registry:extraEnv", {}, { extraEnv: { REGISTRY_GC: { on: true } } }, /must be a string, number or boolean/],
+        ["registry:quota", {}, { quota: "8 gigs" }, /registry:quota must be a size/],
+        ["registry:retention", {}, { retention: [{ repositories: "**" }] }, /registry:retention\[0\] needs keepLast or olderThan/],
+        ["registry:gc", {}, { gc: { interval: "6h" }, extraEnv: { REGISTRY_GC_INTERVAL: "1h" } },
+            /registry:gc.interval and registry:extraEnv.REGISTRY_GC_INTERVAL both set REGISTRY_GC_INTERVAL/],
     ])("rejects an invalid %s", (_key, cluster, registry, message) => {
         expect(() => readSettings(reader(cluster), reader(registry), env)).toThrow(message);
     });

@@ -337,6 +337,34 @@ describe("the stack with config overrides (Pulumi mocks)", () => {
         }
     });
 
+    test("the typed maintenance keys set exactly their variables in the Deployment's container env", async () => {
+        const { mocks } = await runStack({
+            "registry:gc": JSON.stringify({ interval: "6h", deleteUntagged: true }),
+            "registry:retention": JSON.stringify([
+                { repositories: "team/*", keepLast: 5, keepTags: "^v\\d" },
+                { repositories: "**", olderThan: "14d", keepLast: 1 },
+            ]),
+            "registry:quota": "8GiB",
+            "registry:logLevel": "debug",
+        });
+        const deployment = mocks.one("kubernetes:apps/v1:Deployment", "registry-deployment");
+        expect(deployment.inputs.spec.template.spec.containers[0].env).toEqual([
+            { name: "REGISTRY_HTTP_ADDR", value: ":5000" },
+            { name: "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", value: "/var/lib/registry" },
+            { name: "REGISTRY_STORAGE_DELETE_ENABLED", value: "true" },
+            // registry:logLevel replaces the default in place.
+            { name: "REGISTRY_LOG_LEVEL", value: "debug" },
+            { name: "REGISTRY_GC_INTERVAL", value: "6h" },
+            { name: "REGISTRY_GC_DELETEUNTAGGED", value: "true" },
+            {
+                name: "REGISTRY_RETENTION_POLICIES",
+                value: '[{"repositories":"team/*","keepLast":5,"keepTags":"^v\\\\d"},{"repositories":"**","keepLast":1,"olderThan":"14d"}]',
+            },
+            { name: "REGISTRY_STORAGE_QUOTA", value: "8GiB" },
+        ]);
+        expect(() => validateKubernetesObject(deployment)).not.toThrow();
+    });
+
     test("an existing cluster is adopted by kubeconfig context instead of created", async () => {
         const { mocks, outputs } = await runStack({ "cluster:name": "dev", "cluster:existingContext": "kind-dev" });
         const commands = mocks.ofType(COMMAND).map((r) => r.name).sort();
@@ -355,5 +383,6 @@ describe("the stack with config overrides (Pulumi mocks)", () => {
 
     test("invalid config fails the program, naming the offending key", async () => {
         await expect(runStack({ "registry:clusterIP": "192.168.1.10" })).rejects.toThrow(/outside cluster:serviceSubnet/);
+        await expect(runStack({ "registry:gc": JSON.stringify({ interval: "6" }) })).rejects.toThrow(/registry:gc.interval must be a duration/);
     });
 });
