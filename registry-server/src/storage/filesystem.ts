@@ -92,6 +92,13 @@ export class FilesystemDriver implements StorageDriver {
    */
   private async place(file: string, dest: string): Promise<string> {
     const parent = nodePath.dirname(dest);
+    // Most files go into a directory that exists: try that first, one call.
+    try {
+      await fs.rename(file, dest);
+      return parent;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
     // A writer that loses a race to create the same directories tries again one level lower.
     for (let attempt = 0; ; attempt++) {
       let missing: string | undefined;
