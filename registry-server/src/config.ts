@@ -16,7 +16,7 @@ export interface RetentionPolicy {
 }
 
 export interface Config {
-  http: { host: string; port: number; drainTimeoutMs: number; corsOrigin: string };
+  http: { host: string; port: number; drainTimeoutMs: number; idleTimeoutMs: number; corsOrigin: string };
   /** A mount without `from` links any blob in the store (distribution-spec "automatic content discovery"). */
   automaticCrossMount: boolean;
   storage: {
@@ -147,6 +147,7 @@ export function loadConfig(env: Env, defaults: { rootDirectory?: string; isTty?:
     http: {
       ...addr,
       drainTimeoutMs: parseDuration(env.REGISTRY_HTTP_DRAINTIMEOUT, "REGISTRY_HTTP_DRAINTIMEOUT", 25_000),
+      idleTimeoutMs: parseDuration(env.REGISTRY_HTTP_IDLETIMEOUT, "REGISTRY_HTTP_IDLETIMEOUT", 120_000),
       corsOrigin: env.REGISTRY_HTTP_CORS_ORIGIN ?? "*",
     },
     automaticCrossMount: parseBool(env.REGISTRY_AUTOMATIC_CROSSMOUNT, "REGISTRY_AUTOMATIC_CROSSMOUNT", true),

@@ -10,6 +10,7 @@ export type GcListener = (report: GcReport) => void;
 export class Maintenance {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly listeners: GcListener[] = [];
+  private readonly waiting = new Map<boolean, Promise<GcReport>>();
 
   constructor(
     private readonly registry: Registry,
@@ -21,16 +22,31 @@ export class Maintenance {
     this.listeners.push(listener);
   }
 
-  /** A collection with the configured grace period, retention and upload age. */
-  async runGc(dryRun: boolean): Promise<GcReport> {
+  /**
+   * A collection with the configured grace period, retention and upload age. Collections run
+   * one at a time; callers asking for the same kind (dry run or not) as one that is waiting to
+   * start share it (it will see everything they did before asking). Listeners hear of each once.
+   */
+  runGc(dryRun: boolean): Promise<GcReport> {
+    const waiting = this.waiting.get(dryRun);
+    if (waiting) return waiting;
+    const run = this.collect(dryRun, () => this.waiting.delete(dryRun));
+    this.waiting.set(dryRun, run);
+    return run;
+  }
+
+  private async collect(dryRun: boolean, onStart: () => void): Promise<GcReport> {
     const { gc, retention, uploadPurging } = this.config.maintenance;
-    const report = await this.registry.gc.run({
-      dryRun,
-      gracePeriodMs: gc.gracePeriodMs,
-      deleteUntagged: gc.deleteUntagged,
-      retention,
-      uploadMaxAgeMs: uploadPurging.enabled ? uploadPurging.ageMs : undefined,
-    });
+    const report = await this.registry.gc.run(
+      {
+        dryRun,
+        gracePeriodMs: gc.gracePeriodMs,
+        deleteUntagged: gc.deleteUntagged,
+        retention,
+        uploadMaxAgeMs: uploadPurging.enabled ? uploadPurging.ageMs : undefined,
+      },
+      onStart,
+    );
     this.log.info("garbage collection", {
       dryRun,
       durationMs: report.durationMs,

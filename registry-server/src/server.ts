@@ -50,9 +50,12 @@ export async function createServer(config: Config, log: Logger, options: ServerO
   const observe: RequestObserver = (info) => observers.forEach((o) => o(info));
 
   const listener = createRequestListener({ registry, config, log, maintenance, usage, metrics }, observe);
-  const server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, (req, res) => {
+  // No limit on a whole request (a multi-GiB push may take long), but a connection that sends or
+  // reads nothing for REGISTRY_HTTP_IDLETIMEOUT is dropped: a stalled upload must not hold its session.
+  const server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, keepAlive: true }, (req, res) => {
     void listener(req, res);
   });
+  server.setTimeout(config.http.idleTimeoutMs, (socket) => socket.destroy());
 
   return {
     http: server,

@@ -31,7 +31,7 @@ export function parseGcArgs(args: string[]): GcArgs {
 function remoteGc(config: Config, dryRun: boolean): Promise<GcReport | undefined> {
   const host = config.http.host === "" || config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host;
   return new Promise((resolve, reject) => {
-    const req = http.request({ host, port: config.http.port, method: "POST", path: `/_registry/gc?dryRun=${dryRun}`, timeout: 2000 }, (res) => {
+    const req = http.request({ host, port: config.http.port, method: "POST", path: `/_registry/gc?dryRun=${dryRun}` }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {
@@ -40,7 +40,10 @@ function remoteGc(config: Config, dryRun: boolean): Promise<GcReport | undefined
         else resolve(JSON.parse(body) as GcReport);
       });
     });
-    req.on("timeout", () => req.destroy(new Error(`no answer from ${host}:${config.http.port}`)));
+    // Only connecting is bounded: a collection of a large store may take a while to answer.
+    const connecting = setTimeout(() => req.destroy(new Error(`no answer from ${host}:${config.http.port}`)), 2000);
+    req.on("socket", (socket) => socket.once("connect", () => clearTimeout(connecting)));
+    req.on("close", () => clearTimeout(connecting));
     req.on("error", (err: NodeJS.ErrnoException) => (err.code === "ECONNREFUSED" ? resolve(undefined) : reject(err)));
     req.end();
   });

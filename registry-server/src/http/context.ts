@@ -79,10 +79,10 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   if (declared !== undefined && declared > limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of req) {
-    total += (chunk as Buffer).length;
+  for await (const chunk of requestBody(req)) {
+    total += chunk.length;
     if (total > limit) throw tooLarge();
-    chunks.push(chunk as Buffer);
+    chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
 }

@@ -4,7 +4,6 @@ import { RegistryError } from "../errors";
 import { Digest, parseRepoName } from "../reference";
 import { rangeHeader } from "../registry/uploads";
 import { contentLength, Handler, RequestContext, repoName, requestBody, sendEmpty } from "./context";
-import { requireDeleteEnabled } from "./policy";
 
 function uploadLocation(repo: string, id: string): string {
   return `/v2/${repo}/blobs/uploads/${id}`;
@@ -62,7 +61,13 @@ export const startUpload: Handler = async (ctx) => {
   if (monolithic) {
     const digest = Digest.parse(monolithic);
     const id = await registry.uploads.create(repo);
-    await registry.uploads.complete(repo, id, digest, requestBody(ctx.req), contentLength(ctx.req));
+    try {
+      await registry.uploads.complete(repo, id, digest, requestBody(ctx.req), contentLength(ctx.req));
+    } catch (err) {
+      // The client never learnt this session's id: nothing can resume it, so free its space now.
+      await registry.uploads.cancel(repo, id).catch(() => undefined);
+      throw err;
+    }
     blobCreated(ctx, repo, digest);
     return;
   }
@@ -97,7 +102,7 @@ export const completeUpload: Handler = async (ctx) => {
 };
 
 export const cancelUpload: Handler = async (ctx) => {
-  requireDeleteEnabled(ctx);
+  // Cancelling an upload frees what it wrote; it deletes nothing stored, so it is always allowed.
   const repo = repoName(ctx);
   await ctx.registry.uploads.cancel(repo, ctx.params.uuid ?? "");
   sendEmpty(ctx.res, 204);

@@ -73,6 +73,9 @@ export class BlobStore {
         await this.driver.publish(link);
         return;
       }
+      // The new blob keeps its file's time: make it now, so a collection running since before
+      // the last PATCH does not take it for old garbage.
+      await this.driver.touch(source);
       const bytes = this.listener ? (await this.driver.stat(source)).size : 0;
       // A blob refused (quota) leaves none of its bytes behind.
       const dropSource = () => this.driver.delete(source).catch(() => undefined);

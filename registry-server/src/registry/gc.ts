@@ -67,18 +67,18 @@ function emptyReport(dryRun: boolean): GcReport {
 }
 
 export class GarbageCollector {
-  private running: Promise<GcReport> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly registry: Registry) {}
 
-  /** Runs a collection; a second call while one runs waits for it and gets its report. */
-  run(options: GcOptions): Promise<GcReport> {
-    if (!this.running) {
-      this.running = this.collect(options).finally(() => {
-        this.running = undefined;
-      });
-    }
-    return this.running;
+  /** Runs a collection once the one in progress (if any) has finished: one at a time. */
+  run(options: GcOptions, onStart?: () => void): Promise<GcReport> {
+    const run = this.queue.then(() => {
+      onStart?.();
+      return this.collect(options);
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   private async collect(options: GcOptions): Promise<GcReport> {

@@ -61,6 +61,11 @@ class ContentCache {
   }
 }
 
+/** Cache key of a manifest whose media type depends on the repository (its body names none). */
+function repoCacheKey(repo: string, digest: Digest): string {
+  return `${repo}@${digest.toString()}`;
+}
+
 export class ManifestStore {
   private readonly cache = new ContentCache();
 
@@ -92,28 +97,28 @@ export class ManifestStore {
 
   /** Content and media type of a manifest known to be in the repository. */
   async content(repo: string, digest: Digest): Promise<{ mediaType: string; content: Buffer }> {
-    const key = digest.toString();
-    const hit = this.cache.get(key);
+    const hit = this.cache.get(digest.toString()) ?? this.cache.get(repoCacheKey(repo, digest));
     if (hit) return hit;
     const content = await ifExists(this.blobs.getContent(digest));
-    if (!content) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { digest: key });
-    const mediaType = await this.storedMediaType(repo, digest, content);
+    if (!content) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { digest: digest.toString() });
+    const { mediaType, inBody } = await this.storedMediaType(repo, digest, content);
     const entry = { mediaType, content };
-    this.cache.set(key, entry);
+    this.cache.set(inBody ? digest.toString() : repoCacheKey(repo, digest), entry);
     return entry;
   }
 
-  private async storedMediaType(repo: string, digest: Digest, content: Buffer): Promise<string> {
+  /** The body's own media type (the same in every repository), else the one stored beside the revision. */
+  private async storedMediaType(repo: string, digest: Digest, content: Buffer): Promise<{ mediaType: string; inBody: boolean }> {
+    let doc: { mediaType?: unknown; manifests?: unknown } = {};
     try {
-      const doc = JSON.parse(content.toString("utf8")) as { mediaType?: unknown; manifests?: unknown };
-      if (typeof doc.mediaType === "string") return doc.mediaType;
-      const stored = await ifExists(this.driver.getContent(paths.revisionMediaType(repo, digest)));
-      if (stored) return stored.toString("utf8").trim();
-      return doc.manifests !== undefined ? MediaTypes.ociIndex : MediaTypes.ociManifest;
+      doc = JSON.parse(content.toString("utf8")) as typeof doc;
     } catch (err) {
-      if (err instanceof SyntaxError) return MediaTypes.ociManifest;
-      throw err;
+      if (!(err instanceof SyntaxError)) throw err;
     }
+    if (typeof doc.mediaType === "string") return { mediaType: doc.mediaType, inBody: true };
+    const stored = await ifExists(this.driver.getContent(paths.revisionMediaType(repo, digest)));
+    if (stored) return { mediaType: stored.toString("utf8").trim(), inBody: false };
+    return { mediaType: doc.manifests !== undefined ? MediaTypes.ociIndex : MediaTypes.ociManifest, inBody: false };
   }
 
   /** Parsed form of a stored manifest (for deletes and garbage collection). */
@@ -162,7 +167,7 @@ export class ManifestStore {
     }
     if (ref.kind === "tag") steps.push(...(await this.tags.setSteps(repo, ref.tag, digest)));
     await this.blobs.putContent(digest, content, steps);
-    this.cache.set(digest.toString(), { mediaType: parsed.mediaType, content });
+    this.cache.set(parsed.mediaTypeInBody ? digest.toString() : repoCacheKey(repo, digest), { mediaType: parsed.mediaType, content });
     if (firstManifest) await this.catalog.bump();
     return { digest, subject };
   }
@@ -213,6 +218,7 @@ export class ManifestStore {
       if (subject) await this.referrers.remove(repo, subject, digest);
     }
     this.cache.delete(digest.toString());
+    this.cache.delete(repoCacheKey(repo, digest));
     await ifExists(this.driver.delete(paths.revisionDir(repo, digest)));
   }
 

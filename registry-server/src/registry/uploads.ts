@@ -123,10 +123,13 @@ export class UploadStore {
     });
   }
 
+  /** Removes a session; waits for a PATCH or PUT in progress on it (same lock). */
   async cancel(repo: string, id: string): Promise<void> {
-    await this.size(repo, id);
-    this.hashStates.delete(`${repo}\0${id}`);
-    await this.driver.delete(paths.uploadDir(repo, id));
+    await this.lock.run(`${repo}\0${id}`, async () => {
+      await this.size(repo, id);
+      this.hashStates.delete(`${repo}\0${id}`);
+      await this.driver.delete(paths.uploadDir(repo, id));
+    });
   }
 
   private async hashFile(path: string, like: Digest): Promise<Digest> {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdir, utimes } from "node:fs/promises";
+import { readdir, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { startServer, TestServer } from "../helpers/server";
 import { GcOptions } from "../../src/registry/gc";
@@ -142,6 +142,26 @@ describe("garbage collection", () => {
     const layer = await (await fetch(`${srv.url}/v2/inflight/blobs/${pending}`)).arrayBuffer();
     const body = imageManifest(config, [Buffer.from(layer)]);
     assert.equal((await putManifest(srv.url, "inflight", "v1", body, OCI_MANIFEST)).status, 201);
+  });
+
+  it("keeps a blob completed just now even if its upload's last PATCH was long ago", async () => {
+    const content = randomBytes(2000);
+    const post = await fetch(`${srv.url}/v2/slow/blobs/uploads/`, { method: "POST" });
+    const location = post.headers.get("location") ?? "";
+    assert.equal((await fetch(`${srv.url}${location}`, { method: "PATCH", body: content })).status, 202);
+    const id = location.split("/").pop() ?? "";
+    const past = new Date(Date.now() - 2 * 3_600_000);
+    await utimes(join(srv.root, "docker/registry/v2/repositories/slow/_uploads", id, "data"), past, past);
+    const completed = Date.now();
+    assert.equal((await fetch(`${srv.url}${location}?digest=${sha256(content)}`, { method: "PUT" })).status, 201);
+    // The blob is stamped when it is published, not when its data was last written: a collection
+    // that marked this repository before the PUT sees a fresh blob in its sweep.
+    const hex = sha256(content).slice(7);
+    const blobTime = (await stat(join(srv.root, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data"))).mtimeMs;
+    assert.ok(blobTime >= completed - 1000, `blob stamped ${Math.round((completed - blobTime) / 1000)} s before its PUT`);
+    const report = await gc({ gracePeriodMs: 3_600_000 });
+    assert.equal(report.blobsDeleted, 0);
+    assert.equal(await status(`/v2/slow/blobs/${sha256(content)}`, "HEAD"), 200);
   });
 
   it("collects an unreferenced blob past the grace period, and its link", async () => {
