@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   TOOMANYREQUESTS: { status: 429, message: "too many requests" },
   RANGE_INVALID: { status: 416, message: "invalid content range" },
   PAGINATION_NUMBER_INVALID: { status: 400, message: "invalid number of results requested" },
+  PARAMETER_INVALID: { status: 400, message: "invalid query parameter" },
   NOT_FOUND: { status: 404, message: "no such endpoint" },
   UNAVAILABLE: { status: 503, message: "service unavailable" },
   INTERNAL: { status: 500, message: "internal server error" },

@@ -9,10 +9,8 @@ import { Maintenance } from "./maintenance";
 import { RegistryMetrics } from "./metrics";
 import { Registry } from "./registry/registry";
 import { StorageUsage } from "./registry/usage";
-import { FilesystemDriver } from "./storage/filesystem";
+import { FilesystemDriver, STALE_TEMPORARY_MS } from "./storage/filesystem";
 
-/** Temporaries older than this are left over from a crash and removed at start. */
-const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 
 export interface RegistryServer {
   readonly http: http.Server;

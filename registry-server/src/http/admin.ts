@@ -11,7 +11,7 @@ export const runGarbageCollection: Handler = async (ctx) => {
   try {
     dryRun = parseBool(ctx.query.get("dryRun") ?? undefined, "dryRun", false);
   } catch (err) {
-    throw new RegistryError("UNSUPPORTED", err instanceof Error ? err.message : String(err), undefined, { status: 400 });
+    throw new RegistryError("PARAMETER_INVALID", err instanceof Error ? err.message : String(err));
   }
   sendJson(ctx.res, 200, await ctx.maintenance.runGc(dryRun));
 };

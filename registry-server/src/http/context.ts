@@ -99,7 +99,7 @@ export function pagination(query: URLSearchParams): { n: number | undefined; las
   return { n, last: last === "" ? undefined : last };
 }
 
-/** RFC 5988 link to the next page. */
-export function nextLink(path: string, n: number, last: string): string {
-  return `<${path}?n=${n}&last=${encodeURIComponent(last)}>; rel="next"`;
+/** RFC 5988 link to the next page of a listing. */
+export function nextLink(path: string, query: Record<string, string>): string {
+  return `<${path}?${new URLSearchParams(query).toString()}>; rel="next"`;
 }

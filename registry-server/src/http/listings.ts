@@ -16,7 +16,7 @@ export const listTags: Handler = async (ctx) => {
   const end = n === undefined ? tags.length : Math.min(tags.length, start + n);
   const page = tags.slice(start, end);
   const headers: Record<string, string> = {};
-  if (n !== undefined && n > 0 && end < tags.length) headers.Link = nextLink(`/v2/${repo}/tags/list`, n, page[page.length - 1]);
+  if (n !== undefined && n > 0 && end < tags.length) headers.Link = nextLink(`/v2/${repo}/tags/list`, { n: String(n), last: page[page.length - 1] });
   sendJson(ctx.res, 200, { name: repo, tags: page }, headers);
 };
 
@@ -24,6 +24,6 @@ export const listCatalog: Handler = async (ctx) => {
   const { n, last } = pagination(ctx.query);
   const { repos, more } = await ctx.registry.catalog.page(n, last);
   const headers: Record<string, string> = {};
-  if (n !== undefined && n > 0 && more) headers.Link = nextLink("/v2/_catalog", n, repos[repos.length - 1]);
+  if (n !== undefined && n > 0 && more) headers.Link = nextLink("/v2/_catalog", { n: String(n), last: repos[repos.length - 1] });
   sendJson(ctx.res, 200, { repositories: repos }, headers);
 };

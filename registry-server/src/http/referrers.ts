@@ -4,7 +4,7 @@
 import { Digest } from "../reference";
 import { MediaTypes } from "../registry/manifest";
 import { upperBound } from "../registry/catalog";
-import { Handler, pagination, repoName, sendJson } from "./context";
+import { Handler, nextLink, pagination, repoName, sendJson } from "./context";
 
 const MAX_PAGE = 1000;
 
@@ -23,9 +23,9 @@ export const listReferrers: Handler = async (ctx) => {
   const start = last === undefined ? 0 : upperBound(manifests.map((d) => d.digest), last);
   const page = manifests.slice(start, start + size);
   if (size > 0 && start + size < manifests.length) {
-    const query = new URLSearchParams({ n: String(size), last: page[page.length - 1].digest });
-    if (artifactType) query.set("artifactType", artifactType);
-    headers.Link = `</v2/${repo}/referrers/${subject.toString()}?${query.toString()}>; rel="next"`;
+    const query: Record<string, string> = { n: String(size), last: page[page.length - 1].digest };
+    if (artifactType) query.artifactType = artifactType;
+    headers.Link = nextLink(`/v2/${repo}/referrers/${subject.toString()}`, query);
   }
   sendJson(ctx.res, 200, { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: page }, headers, MediaTypes.ociIndex);
 };

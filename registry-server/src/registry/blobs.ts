@@ -112,16 +112,7 @@ export class BlobStore {
     return exists(this.driver.stat(paths.layerLink(repo, digest)));
   }
 
-  /** Links a blob into a repository; a link that exists is refreshed (young links are kept by GC). */
-  async link(repo: string, digest: Digest): Promise<void> {
-    await this.maintenance.shared(() => this.linkLocked(repo, digest));
-  }
-
-  private async linkLocked(repo: string, digest: Digest): Promise<void> {
-    await this.driver.publish(await this.linkSteps(repo, digest));
-  }
-
-  /** What linking writes: nothing when the link exists (it is refreshed instead). */
+  /** What linking a blob writes: nothing when the link exists (it is refreshed: young links are kept by GC). */
   private async linkSteps(repo: string, digest: Digest): Promise<PublishStep[]> {
     if (await exists(this.driver.touch(paths.layerLink(repo, digest)))) return [];
     return [{ path: paths.layerLink(repo, digest), content: digest.toString() }];
@@ -131,7 +122,7 @@ export class BlobStore {
   async mount(repo: string, digest: Digest): Promise<boolean> {
     return this.maintenance.shared(async () => {
       if (!(await this.touch(digest))) return false;
-      await this.linkLocked(repo, digest);
+      await this.driver.publish(await this.linkSteps(repo, digest));
       return true;
     });
   }

@@ -14,6 +14,7 @@
 // Quarantine (beside the registry tree, where the server never looks):
 // <root>/quarantine/<run stamp>/blobs/<alg>/<xx>/<hex>/data   a blob set aside by fsck --repair:
 //                                                            its path below <root>/docker/registry/v2
+import { STALE_TEMPORARY_MS, TMP_DIR } from "../storage/filesystem";
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
 import { ifExists, StorageDriver } from "../storage/driver";
@@ -30,9 +31,8 @@ export const quarantinePaths = {
 
 /** Algorithms whose blobs can be verified (those the Digest of reference.ts accepts). */
 const VERIFIABLE_ALGORITHMS = new Set(["sha256", "sha512"]);
-/** The filesystem driver's temporaries (<root>/.tmp/ in paths.ts); the server removes old ones at start. */
-const TEMPORARIES = "/.tmp";
-const STALE_TEMPORARY_MS = 60 * 60 * 1000;
+/** The filesystem driver's temporaries; the server removes old ones at start. */
+const TEMPORARIES = `/${TMP_DIR}`;
 /** A directory modified this recently without its file may be a write in progress. */
 const SETTLE_AGE_MS = 10_000;
 const SETTLE_PAUSE_MS = 100;

@@ -24,10 +24,6 @@ export class TagStore {
     return Digest.tryParse(content.toString("utf8").trim());
   }
 
-  async set(repo: string, tag: string, digest: Digest): Promise<void> {
-    await this.driver.publish(await this.setSteps(repo, tag, digest));
-  }
-
   /** What setting the tag writes (nothing when it already points there: it is only refreshed). */
   async setSteps(repo: string, tag: string, digest: Digest): Promise<PublishStep[]> {
     const current = await this.get(repo, tag);

@@ -57,7 +57,7 @@ export class UploadStore {
 
   /** Appends a chunk; answers the new size. */
   async append(repo: string, id: string, body: AsyncIterable<Buffer>, length: number | undefined, options: AppendOptions = {}): Promise<number> {
-    return this.lock.run(`${repo}\0${id}`, () => this.appendLocked(repo, id, body, length, options));
+    return this.lock.run(sessionKey(repo, id), () => this.appendLocked(repo, id, body, length, options));
   }
 
   /** Appends the body; with `sync` the data file is also flushed to stable storage (completion). */
@@ -70,7 +70,7 @@ export class UploadStore {
     }
     if (length !== 0) await this.capacity(repo, length);
     else if (!sync) return size;
-    const key = `${repo}\0${id}`;
+    const key = sessionKey(repo, id);
     let state = this.hashStates.get(key);
     if (state && state.offset !== size) state = undefined;
     this.hashStates.delete(key);
@@ -105,9 +105,9 @@ export class UploadStore {
    * linked into the repository. On a digest mismatch nothing is stored and the session is gone.
    */
   async complete(repo: string, id: string, digest: Digest, body: AsyncIterable<Buffer>, length: number | undefined, options: AppendOptions = {}): Promise<number> {
-    return this.lock.run(`${repo}\0${id}`, async () => {
+    return this.lock.run(sessionKey(repo, id), async () => {
       const size = await this.appendLocked(repo, id, body, length, options, true);
-      const key = `${repo}\0${id}`;
+      const key = sessionKey(repo, id);
       const dataPath = paths.uploadData(repo, id);
       const state = this.hashStates.get(key);
       this.hashStates.delete(key);
@@ -125,9 +125,9 @@ export class UploadStore {
 
   /** Removes a session; waits for a PATCH or PUT in progress on it (same lock). */
   async cancel(repo: string, id: string): Promise<void> {
-    await this.lock.run(`${repo}\0${id}`, async () => {
+    await this.lock.run(sessionKey(repo, id), async () => {
       await this.size(repo, id);
-      this.hashStates.delete(`${repo}\0${id}`);
+      this.hashStates.delete(sessionKey(repo, id));
       await this.driver.delete(paths.uploadDir(repo, id));
     });
   }
@@ -139,7 +139,7 @@ export class UploadStore {
   }
 
   private remember(repo: string, id: string, state: HashState): void {
-    const key = `${repo}\0${id}`;
+    const key = sessionKey(repo, id);
     this.hashStates.delete(key);
     this.hashStates.set(key, state);
     if (this.hashStates.size > MAX_HASH_STATES) {
@@ -147,6 +147,10 @@ export class UploadStore {
       if (oldest !== undefined) this.hashStates.delete(oldest);
     }
   }
+}
+
+function sessionKey(repo: string, id: string): string {
+  return `${repo}\0${id}`;
 }
 
 /** The `Range` header of upload responses: `0-<last byte>` (distribution answers 0-0 when empty). */

@@ -9,7 +9,10 @@ import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { FileInfo, FileWriter, PathNotFoundError, PublishStep, StorageDriver, StorageFullError } from "./driver";
 
-const TMP_DIR = ".tmp";
+/** Where atomic writes stage their files, under the root (same file system, so renames are atomic). */
+export const TMP_DIR = ".tmp";
+/** Temporaries older than this are left over from a crash (no write takes that long to publish). */
+export const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 /** Writes are gathered into batches of this size before a writev, to keep syscalls few. */
 const WRITE_BATCH_BYTES = 1 << 20;
 /** A large upload is datasynced in the background every so many bytes, overlapping writeback with the transfer. */
