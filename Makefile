@@ -17,8 +17,11 @@ help:
 	@echo "make build APP=dir      build an app's image and push it to localhost:5000"
 	@echo "make bench              benchmark against CNCF distribution (docker-registry), when installed"
 
+# The same Node flags as the image (registry-server/Dockerfile).
+NODE_FLAGS := --max-old-space-size=160 --max-semi-space-size=4
+
 start: server-build
-	cd $(SERVER) && exec node dist/src/main.js serve
+	cd $(SERVER) && exec node $(NODE_FLAGS) dist/src/main.js serve
 
 # Garbage collection of the store `make start` uses, while it keeps running (DRY_RUN=1: report only).
 gc: server-build

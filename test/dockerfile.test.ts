@@ -99,13 +99,14 @@ describe("registry-server/Dockerfile", () => {
     });
 
     test("sets production env, registry:2 variable names and a heap below the 256Mi pod limit", () => {
-        const env = Object.fromEntries(args(runtime, "ENV").flatMap((a) => a.split(" "))
-            .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]));
+        // ENV KEY=value pairs; a value may be double-quoted to hold spaces.
+        const env = Object.fromEntries(args(runtime, "ENV").flatMap((a) => [...a.matchAll(/(\w+)=(?:"([^"]*)"|(\S+))/g)])
+            .map((m) => [m[1], m[2] ?? m[3]]));
         expect(env).toEqual({
             NODE_ENV: "production",
             REGISTRY_HTTP_ADDR: ":5000",
             REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: "/var/lib/registry",
-            NODE_OPTIONS: "--max-old-space-size=160",
+            NODE_OPTIONS: "--max-old-space-size=160 --max-semi-space-size=4",
         });
     });
 

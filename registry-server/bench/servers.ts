@@ -127,6 +127,9 @@ async function launch(kind: ServerKind, root: string, port: number, command: str
   return { kind, pid: child.pid, port, root, client, log, stop };
 }
 
+/** Node flags our server runs with: those of its image (NODE_OPTIONS in the Dockerfile), unless BENCH_NODE_FLAGS says otherwise. */
+export const OUR_NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? "--max-old-space-size=160 --max-semi-space-size=4").split(" ").filter((f) => f !== "");
+
 export async function startOurs(root: string, mainJs: string): Promise<ServerHandle> {
   const port = await freePort();
   const env = cleanEnv({
@@ -135,7 +138,7 @@ export async function startOurs(root: string, mainJs: string): Promise<ServerHan
     REGISTRY_LOG_LEVEL: "warn",
     REGISTRY_LOG_FORMATTER: "json",
   });
-  return launch("ours", root, port, process.execPath, [mainJs, "serve"], env);
+  return launch("ours", root, port, process.execPath, [...OUR_NODE_FLAGS, mainJs, "serve"], env);
 }
 
 export async function startReference(root: string, configPath: string): Promise<ServerHandle> {
