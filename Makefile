@@ -8,13 +8,15 @@ REGISTRY_HTTP_ADDR ?= 127.0.0.1:5000
 REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY ?= $(CURDIR)/data
 export REGISTRY_HTTP_ADDR REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY
 
-.PHONY: help start test server-install server-build server-test test-tools bench gc
+.PHONY: help start test server-install server-build server-test test-tools bench gc fsck
 
 help:
 	@echo "make start              run the registry on $(REGISTRY_HTTP_ADDR), storage in $(REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY)"
 	@echo "make test               install test tools and dependencies, run every test"
 	@echo "make up / make down     create / destroy the kind cluster with the registry (Pulumi, local state)"
 	@echo "make build APP=dir      build an app's image and push it to localhost:5000"
+	@echo "make gc [DRY_RUN=1]     collect garbage in the store make start uses (while it runs)"
+	@echo "make fsck [REPAIR=1]    check (and repair) that store"
 	@echo "make bench              benchmark against CNCF distribution (docker-registry), when installed"
 
 # The same Node flags as the image (registry-server/Dockerfile).
@@ -26,6 +28,10 @@ start: server-build
 # Garbage collection of the store `make start` uses, while it keeps running (DRY_RUN=1: report only).
 gc: server-build
 	cd $(SERVER) && node dist/src/main.js gc $(if $(DRY_RUN),--dry-run)
+
+# Check the store `make start` uses (REPAIR=1: quarantine corrupt blobs, drop dangling links).
+fsck: server-build
+	cd $(SERVER) && node dist/src/main.js fsck $(if $(REPAIR),--repair)
 
 # npm ci only when the lock file changed since the last install.
 server-install: $(SERVER)/node_modules/.install-stamp
