@@ -1,7 +1,7 @@
 // GET /_registry/summary: what each repository holds and what the store and its volume hold,
 // for the web UI. Computed per request from listings, manifests and stats; layer content is
 // never read (sizes come from the manifests' descriptors).
-import { walkRepositories } from "../registry/usage";
+import { repositoryContents } from "../registry/usage";
 import type { Registry } from "../registry/registry";
 import type { Digest } from "../reference";
 import { Handler, sendJson } from "./context";
@@ -39,7 +39,7 @@ async function referencedBytes(registry: Registry, repo: string, manifests: Dige
 export const getStorageSummary: Handler = async (ctx) => {
   const { registry, usage } = ctx;
   const repositories: RepositorySummary[] = [];
-  for await (const repo of walkRepositories(registry)) {
+  for await (const repo of repositoryContents(registry)) {
     const bytes = await referencedBytes(registry, repo.name, repo.manifests);
     repositories.push({ name: repo.name, tags: repo.tags.length, manifests: repo.manifests.length, bytes });
   }

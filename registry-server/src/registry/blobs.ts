@@ -65,7 +65,7 @@ export class BlobStore {
    * publication. When the blob already exists (two clients pushed the same layer at once) the
    * file is dropped: both pushes succeed, one copy stays.
    */
-  async publish(source: string, digest: Digest, linkInto: string): Promise<void> {
+  async publish(source: string, digest: Digest, bytes: number, linkInto: string): Promise<void> {
     await this.maintenance.shared(async () => {
       const link = await this.linkSteps(linkInto, digest);
       if (await this.touch(digest)) {
@@ -76,7 +76,6 @@ export class BlobStore {
       // The new blob keeps its file's time: make it now, so a collection running since before
       // the last PATCH does not take it for old garbage.
       await this.driver.touch(source);
-      const bytes = this.listener ? (await this.driver.stat(source)).size : 0;
       // A blob refused (quota) leaves none of its bytes behind.
       const dropSource = () => this.driver.delete(source).catch(() => undefined);
       await this.store(digest, bytes, false, () => this.driver.publish([{ path: paths.blobData(digest), from: source }, ...link]), dropSource);

@@ -117,7 +117,7 @@ export class UploadStore {
         await this.driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
         throw new RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content", { expected: digest.toString(), actual: actual.toString() });
       }
-      await this.blobs.publish(dataPath, digest, repo);
+      await this.blobs.publish(dataPath, digest, size, repo);
       await this.driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
       return size;
     });

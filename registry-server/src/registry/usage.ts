@@ -233,7 +233,7 @@ export interface RepositoryContents {
  * manifests are counted on demand rather than kept: they change through ManifestStore, which
  * reports nothing, and through other processes.
  */
-export async function* walkRepositories(registry: Registry): AsyncGenerator<RepositoryContents> {
+export async function* repositoryContents(registry: Registry): AsyncGenerator<RepositoryContents> {
   for (const name of await registry.catalog.all()) {
     yield { name, tags: (await registry.tags.list(name)) ?? [], manifests: await registry.manifests.revisions(name) };
   }
@@ -249,7 +249,7 @@ export interface ObjectCounts {
 /** Counts of what the store holds, the blob table refreshed first. */
 export async function countObjects(registry: Registry, usage: StorageUsage): Promise<ObjectCounts> {
   const counts: ObjectCounts = { blobs: 0, repositories: 0, manifests: 0, tags: 0 };
-  for await (const repo of walkRepositories(registry)) {
+  for await (const repo of repositoryContents(registry)) {
     counts.repositories++;
     counts.manifests += repo.manifests.length;
     counts.tags += repo.tags.length;
