@@ -21,6 +21,7 @@ import { ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { parseManifest, ParsedManifest, referrerDescriptor, requiredBlobs } from "./manifest";
 import type { Registry } from "./registry";
+import { uploadInfo } from "./uploads";
 
 export const quarantinePaths = {
   root: "/quarantine",
@@ -504,7 +505,7 @@ class StoreCheck {
 
   private async listUploads(repo: string): Promise<void> {
     for (const id of await this.list(paths.uploadsRoot(repo))) {
-      const info = (await ifExists(this.driver.stat(paths.uploadData(repo, id)))) ?? (await ifExists(this.driver.stat(paths.uploadDir(repo, id))));
+      const info = await uploadInfo(this.driver, repo, id);
       if (!info) continue;
       this.report.leftovers.uploads.push({ repo, id, bytes: info.isDir ? 0 : info.size, ageMs: Math.max(0, this.started - info.modTime.getTime()) });
     }

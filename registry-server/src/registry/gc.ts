@@ -16,6 +16,7 @@ import type { RetentionPolicy } from "../config";
 import type { ParsedManifest } from "./manifest";
 import type { Registry } from "./registry";
 import { policyFor, tagsToExpire } from "./retention";
+import { uploadInfo } from "./uploads";
 
 const COARSE_CLOCK_MARGIN_MS = 50;
 
@@ -199,10 +200,10 @@ export class GarbageCollector {
   private async purgeUploads(repo: string, before: number, dryRun: boolean, report: GcReport): Promise<void> {
     const { driver } = this.registry;
     for (const id of (await ifExists(driver.list(paths.uploadsRoot(repo)))) ?? []) {
-      const info = (await ifExists(driver.stat(paths.uploadData(repo, id)))) ?? (await ifExists(driver.stat(paths.uploadDir(repo, id))));
+      const info = await uploadInfo(driver, repo, id);
       const t = info?.modTime.getTime();
       if (t === undefined || t >= before) continue;
-      if (!dryRun) await driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
+      if (!dryRun) await driver.delete(paths.uploadEntry(repo, id)).catch(() => undefined);
       report.uploadsPurged++;
     }
   }
@@ -270,3 +271,4 @@ export class GarbageCollector {
     }
   }
 }
+

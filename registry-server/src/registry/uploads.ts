@@ -1,10 +1,10 @@
-// Upload sessions: data streams to <repo>/_uploads/<id>/data while it is hashed; the hash state
+// Upload sessions: data streams to <repo>/_uploads/<id> while it is hashed; the hash state
 // stays in memory between PATCHes so completing a multi-GiB upload does not read it again. A
 // session continued by another process (or after a restart) is rehashed from disk instead.
 import { randomUUID, createHash, Hash } from "node:crypto";
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
-import { ifExists, StorageDriver } from "../storage/driver";
+import { FileInfo, ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { KeyedLock } from "../util/keyed-lock";
 import type { BlobStore } from "./blobs";
@@ -51,7 +51,8 @@ export class UploadStore {
   async size(repo: string, id: string): Promise<number> {
     if (!UUID_RE.test(id)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: id.slice(0, 100) });
     const info = await ifExists(this.driver.stat(paths.uploadData(repo, id)));
-    if (!info) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id });
+    // A directory is a session registry:2 left: its state is not ours to resume.
+    if (!info || info.isDir) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id });
     return info.size;
   }
 
@@ -114,11 +115,12 @@ export class UploadStore {
       const actual =
         state && state.offset === size && digest.algorithm === "sha256" ? Digest.fromHash("sha256", state.hash) : await this.hashFile(dataPath, digest);
       if (!actual.equals(digest)) {
-        await this.driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
+        await this.driver.delete(dataPath).catch(() => undefined);
         throw new RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content", { expected: digest.toString(), actual: actual.toString() });
       }
+      // The session's file becomes the blob's data (or is dropped when the blob was there): the
+      // session is gone with it, nothing to remove.
       await this.blobs.publish(dataPath, digest, size, repo);
-      await this.driver.delete(paths.uploadDir(repo, id)).catch(() => undefined);
       return size;
     });
   }
@@ -128,7 +130,7 @@ export class UploadStore {
     await this.lock.run(sessionKey(repo, id), async () => {
       await this.size(repo, id);
       this.hashStates.delete(sessionKey(repo, id));
-      await this.driver.delete(paths.uploadDir(repo, id));
+      await this.driver.delete(paths.uploadData(repo, id));
     });
   }
 
@@ -156,4 +158,11 @@ function sessionKey(repo: string, id: string): string {
 /** The `Range` header of upload responses: `0-<last byte>` (distribution answers 0-0 when empty). */
 export function rangeHeader(size: number): string {
   return `0-${Math.max(size - 1, 0)}`;
+}
+
+/** Size and last write of an upload session: our data file, or the data in a session directory registry:2 left. */
+export async function uploadInfo(driver: StorageDriver, repo: string, id: string): Promise<FileInfo | undefined> {
+  const entry = await ifExists(driver.stat(paths.uploadEntry(repo, id)));
+  if (!entry?.isDir) return entry;
+  return (await ifExists(driver.stat(paths.legacyUploadData(repo, id)))) ?? entry;
 }

@@ -9,7 +9,9 @@
 //     _manifests/revisions/<alg>/<hex>/mediatype        (ours) media type when the body names none
 //     _manifests/tags/<tag>/current/link                digest the tag points at
 //     _referrers/<alg>/<subject hex>/<alg>-<hex>.json   (ours) descriptor of a manifest whose subject it is
-//     _uploads/<uuid>/data                              bytes of an upload session so far
+//     _uploads/<uuid>                                   (ours) bytes of an upload session so far, one file that
+//                                                       becomes the blob's data: a push frees no inode (registry:2
+//                                                       keeps _uploads/<uuid>/data; such sessions are purged, not resumed)
 //   _state/catalog-generation                           (ours) bumped when a repository appears or goes
 // <root>/.tmp/                                          temporaries of atomic writes (driver's own)
 import { Digest } from "../reference";
@@ -48,8 +50,11 @@ export const paths = {
     `${REPOS}/${name}/_referrers/${subject.algorithm}/${subject.hex}/${referrer.algorithm}-${referrer.hex}.json`,
 
   uploadsRoot: (name: string) => `${REPOS}/${name}/_uploads`,
-  uploadDir: (name: string, id: string) => `${REPOS}/${name}/_uploads/${id}`,
-  uploadData: (name: string, id: string) => `${REPOS}/${name}/_uploads/${id}/data`,
+  /** An upload session: our data file, or registry:2's session directory. */
+  uploadEntry: (name: string, id: string) => `${REPOS}/${name}/_uploads/${id}`,
+  uploadData: (name: string, id: string) => `${REPOS}/${name}/_uploads/${id}`,
+  /** The data of a session registry:2 left (its last write time). */
+  legacyUploadData: (name: string, id: string) => `${REPOS}/${name}/_uploads/${id}/data`,
 };
 
 /** The digests named by `<root>/<algorithm>/<hex>` directories (revisions, layer links); names that are not digests are skipped. */

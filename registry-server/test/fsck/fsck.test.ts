@@ -188,6 +188,10 @@ describe("fsck", () => {
   it("counts stale temporaries and lists upload sessions without reporting them as problems", async () => {
     const res = await fetch(`${srv.url}/v2/app/blobs/uploads/`, { method: "POST" });
     assert.equal(res.status, 202);
+    // A session registry:2 left: a directory holding its data.
+    const legacy = join(srv.root, "docker/registry/v2/repositories/old/_uploads/9a1d2c3b-4e5f-4a6b-8c7d-0e1f2a3b4c5d");
+    await mkdir(legacy, { recursive: true });
+    await writeFile(join(legacy, "data"), "partial");
     const tmp = join(srv.root, ".tmp");
     await writeFile(join(tmp, "old"), "x");
     await writeFile(join(tmp, "new"), "x");
@@ -198,8 +202,11 @@ describe("fsck", () => {
     assert.equal(r.ok, true);
     assert.equal(r.leftovers.staleTemporaries, 1);
     assert.deepEqual(
-      r.leftovers.uploads.map((u) => [u.repo, u.bytes]),
-      [["app", 0]],
+      r.leftovers.uploads.map((u) => [u.repo, u.bytes]).sort(),
+      [
+        ["app", 0],
+        ["old", 7],
+      ],
     );
   });
 });

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdir, stat, utimes } from "node:fs/promises";
+import { mkdir, readdir, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startServer, TestServer } from "../helpers/server";
 import { GcOptions } from "../../src/registry/gc";
@@ -151,7 +151,7 @@ describe("garbage collection", () => {
     assert.equal((await fetch(`${srv.url}${location}`, { method: "PATCH", body: content })).status, 202);
     const id = location.split("/").pop() ?? "";
     const past = new Date(Date.now() - 2 * 3_600_000);
-    await utimes(join(srv.root, "docker/registry/v2/repositories/slow/_uploads", id, "data"), past, past);
+    await utimes(join(srv.root, "docker/registry/v2/repositories/slow/_uploads", id), past, past);
     const completed = Date.now();
     assert.equal((await fetch(`${srv.url}${location}?digest=${sha256(content)}`, { method: "PUT" })).status, 201);
     // The blob is stamped when it is published, not when its data was last written: a collection
@@ -197,11 +197,26 @@ describe("garbage collection", () => {
     const old = (await fetch(`${srv.url}/v2/uploads/blobs/uploads/`, { method: "POST" })).headers.get("location") ?? "";
     const oldId = old.split("/").pop() ?? "";
     const past = new Date(Date.now() - 3 * 3_600_000);
-    await utimes(join(srv.root, "docker/registry/v2/repositories/uploads/_uploads", oldId, "data"), past, past);
+    await utimes(join(srv.root, "docker/registry/v2/repositories/uploads/_uploads", oldId), past, past);
     const report = await gc({ uploadMaxAgeMs: 3_600_000 });
     assert.equal(report.uploadsPurged, 1);
     assert.equal(await status(old), 404);
     assert.equal(await status(fresh), 204);
+  });
+
+  it("a session directory registry:2 left is not resumed and is purged by its data's age", async () => {
+    await pushImage(srv.url, "legacy", "v1");
+    const id = "0b5c8e4e-3f0a-4c55-9d7e-2a4f5c6d7e8f";
+    const dir = join(srv.root, "docker/registry/v2/repositories/legacy/_uploads", id);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "data"), "partial");
+    await writeFile(join(dir, "startedat"), new Date().toISOString());
+    assert.equal(await status(`/v2/legacy/blobs/uploads/${id}`), 404);
+    assert.equal((await gc({ uploadMaxAgeMs: 3_600_000 })).uploadsPurged, 0);
+    const past = new Date(Date.now() - 3 * 3_600_000);
+    await utimes(join(dir, "data"), past, past);
+    assert.equal((await gc({ uploadMaxAgeMs: 3_600_000 })).uploadsPurged, 1);
+    assert.deepEqual(await readdir(join(srv.root, "docker/registry/v2/repositories/legacy/_uploads")), []);
   });
 
   it("POST /_registry/gc runs a collection and answers the report", async () => {
