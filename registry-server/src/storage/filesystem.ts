@@ -15,6 +15,8 @@ export const TMP_DIR = ".tmp";
 export const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 /** Writes are gathered into batches of this size before a writev, to keep syscalls few. */
 const WRITE_BATCH_BYTES = 1 << 20;
+/** Directories remembered as existing, at most (then forgotten all at once). */
+const KNOWN_DIRS = 8192;
 /** A large upload is datasynced in the background every so many bytes, overlapping writeback with the transfer. */
 const BACKGROUND_SYNC_BYTES = 32 << 20;
 
@@ -41,7 +43,8 @@ export class FilesystemDriver implements StorageDriver {
   readonly name = "filesystem";
   private readonly tmpDir: string;
   private readonly dirSyncs = new Map<string, { running?: Promise<void>; queued?: Promise<void> }>();
-  private readonly unsynced = new UnsyncedBytes();
+  /** Directories seen to exist, so that placing a file in a new directory needs no stats. */
+  private readonly knownDirs = new Set<string>();
 
   constructor(readonly root: string) {
     this.root = nodePath.resolve(root);
@@ -103,12 +106,26 @@ export class FilesystemDriver implements StorageDriver {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
-    // A writer that loses a race to create the same directories tries again one level lower.
+    // Which directories are missing: below the deepest one known to exist, as a guess (no
+    // stats); a wrong guess fails the rename below and the next attempt looks. A writer that
+    // loses a race to create the same directories also tries again.
+    let guess = true;
     for (let attempt = 0; ; attempt++) {
       let missing: string | undefined;
-      for (let d = parent; d.length > this.root.length; d = nodePath.dirname(d)) {
-        if (await fs.stat(d).then(() => true, () => false)) break;
-        missing = d;
+      if (guess) {
+        missing = parent;
+        while (nodePath.dirname(missing).length > this.root.length && !this.knownDirs.has(nodePath.dirname(missing))) missing = nodePath.dirname(missing);
+        if (nodePath.dirname(missing).length <= this.root.length) guess = false;
+      }
+      if (!guess) {
+        missing = undefined;
+        for (let d = parent; d.length > this.root.length; d = nodePath.dirname(d)) {
+          if (await fs.stat(d).then(() => true, () => false)) {
+            this.rememberDir(d);
+            break;
+          }
+          missing = d;
+        }
       }
       if (missing === undefined || attempt > 16) {
         await this.ensureDir(parent);
@@ -124,17 +141,31 @@ export class FilesystemDriver implements StorageDriver {
         // staged directories are not synced one by one: on a journaling file system (ext4, xfs)
         // syncing the directory that gains the new entry commits every earlier metadata change.
         await fs.rename(stage, missing);
+        for (let d = parent; d.length >= missing.length; d = nodePath.dirname(d)) this.rememberDir(d);
         return nodePath.dirname(missing);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
-        // Someone created that directory meanwhile: move the file out of the stage and retry.
+        if (code === "ENOENT" && guess) {
+          // A directory known to exist is gone (garbage collection removed a repository).
+          this.knownDirs.delete(nodePath.dirname(missing));
+        } else if (code !== "ENOTEMPTY" && code !== "EEXIST") {
+          throw err;
+        }
+        // Someone created that directory meanwhile (or the guess was wrong): move the file out
+        // of the stage and look again.
+        guess = false;
         const next = this.tmpName();
         await fs.rename(staged, next);
         await fs.rm(stage, { recursive: true, force: true });
         file = next;
       }
     }
+  }
+
+  /** Notes a directory that exists (a hint for place(); a wrong one costs a retry). */
+  private rememberDir(dir: string): void {
+    if (this.knownDirs.size >= KNOWN_DIRS) this.knownDirs.clear();
+    this.knownDirs.add(dir);
   }
 
   /** Writes content to a new temporary file and syncs it; answers its path. */
@@ -255,7 +286,7 @@ export class FilesystemDriver implements StorageDriver {
     await fs.mkdir(nodePath.dirname(full), { recursive: true });
     const fh = await fs.open(full, append ? "a" : "w");
     const size = append ? (await fh.stat()).size : 0;
-    return new FilesystemFileWriter(path, full, fh, size, this.unsynced);
+    return new FilesystemFileWriter(path, full, fh, size);
   }
 
   async stat(path: string): Promise<FileInfo> {
@@ -314,10 +345,10 @@ const MAX_BACKGROUND_SYNCS = 2;
 let backgroundSyncs = 0;
 
 /**
- * Starts a datasync of a large file being written that nobody waits for (its final fsync then
- * has little left to flush); false when enough are running already.
+ * Starts a datasync of a large file being written (its final fsync then has little left to
+ * flush); undefined when enough are running already, so that writes keep threads to run on.
  */
-function startBackgroundSync(fh: fs.FileHandle, then?: () => Promise<void>): Promise<void> | undefined {
+function startBackgroundSync(fh: fs.FileHandle): Promise<void> | undefined {
   if (backgroundSyncs >= MAX_BACKGROUND_SYNCS) return undefined;
   backgroundSyncs++;
   return fh
@@ -325,16 +356,16 @@ function startBackgroundSync(fh: fs.FileHandle, then?: () => Promise<void>): Pro
     .catch(() => undefined)
     .finally(() => {
       backgroundSyncs--;
-      return then?.().catch(() => undefined);
     });
 }
 
 /**
  * Appends to a file: chunks are gathered and written with one writev per WRITE_BATCH_BYTES while
- * the next batch fills (one write in flight). Bytes written but not yet synced are counted
- * across writers of the same file (an upload's PATCHes), and a background datasync starts every
- * BACKGROUND_SYNC_BYTES, so writeback overlaps the transfer and the final fsync is short.
- * (Copying chunks into reused buffers instead, to spare the GC, measured slower: more system time.)
+ * the next batch fills (one write in flight), and a background datasync starts every
+ * BACKGROUND_SYNC_BYTES, so writeback overlaps a large transfer and the final fsync is short.
+ * Measured and dropped: copying chunks into reused buffers to spare the GC (more system time),
+ * and carrying unsynced bytes across an upload's PATCHes (syncs that outlive their request
+ * slowed what came next).
  */
 class FilesystemFileWriter implements FileWriter {
   private pending: Buffer[] = [];
@@ -345,7 +376,7 @@ class FilesystemFileWriter implements FileWriter {
   private inFlight: Promise<void> | undefined;
   private inFlightBytes = 0;
   private syncing: Promise<void> | undefined;
-  private unsynced: number;
+  private unsynced = 0;
   private failure: unknown;
   private closed = false;
 
@@ -354,10 +385,8 @@ class FilesystemFileWriter implements FileWriter {
     private readonly full: string,
     private readonly fh: fs.FileHandle,
     startSize: number,
-    private readonly carried: UnsyncedBytes,
   ) {
     this.written = startSize;
-    this.unsynced = carried.take(full);
   }
 
   get size(): number {
@@ -428,7 +457,6 @@ class FilesystemFileWriter implements FileWriter {
     try {
       await this.drain();
       await this.fh.sync();
-      this.unsynced = 0;
     } finally {
       await this.closeHandle();
     }
@@ -447,42 +475,13 @@ class FilesystemFileWriter implements FileWriter {
     this.pendingBytes = 0;
     await this.inFlight;
     await this.syncing;
-    this.unsynced = 0;
     await this.closeHandle();
     await fs.rm(this.full, { force: true });
   }
 
-  /**
-   * Closes the handle. Unsynced bytes are carried to the next writer of the file; when they are
-   * many, a background datasync runs first and the handle closes after it.
-   */
   private async closeHandle(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.failure === undefined && this.unsynced >= BACKGROUND_SYNC_BYTES && startBackgroundSync(this.fh, () => this.fh.close())) return;
-    this.carried.put(this.full, this.failure === undefined ? this.unsynced : 0);
     await this.fh.close();
-  }
-}
-
-/** Bytes written to a file and not yet synced, carried from one writer of the file to the next. */
-class UnsyncedBytes {
-  private readonly bytes = new Map<string, number>();
-
-  /** Answers the count for the file and forgets it (the writer carries it now). */
-  take(file: string): number {
-    const n = this.bytes.get(file) ?? 0;
-    this.bytes.delete(file);
-    return n;
-  }
-
-  put(file: string, n: number): void {
-    if (n <= 0) return;
-    this.bytes.set(file, n);
-    // Sessions that are abandoned leave their count behind: keep the newest only.
-    if (this.bytes.size > 1024) {
-      const oldest = this.bytes.keys().next().value;
-      if (oldest !== undefined) this.bytes.delete(oldest);
-    }
   }
 }

@@ -52,6 +52,25 @@ describe("FilesystemDriver", () => {
     assert.deepEqual(await fsd.driver.list("/"), ["dir"]);
   });
 
+  it("places files in new directories when what it remembers of the tree is out of date", async () => {
+    await fsd.driver.putContent("/a/b/c/one", "1");
+    await fsd.driver.putContent("/a/b/c/two", "2");
+    // Removed behind the driver's back (as by another process): /a/b was known to exist.
+    await rm(path.join(fsd.root, "a"), { recursive: true });
+    await fsd.driver.putContent("/a/b/d/three", "3");
+    // Created behind its back: a non-empty directory below the deepest one it knows.
+    await mkdir(path.join(fsd.root, "a/b/e/f"), { recursive: true });
+    await writeFile(path.join(fsd.root, "a/b/e/f/other"), "x");
+    await fsd.driver.putContent("/a/b/e/f/g/four", "4");
+    await fsd.driver.putContent("/a/b/e/five", "5");
+    assert.equal((await fsd.driver.getContent("/a/b/d/three")).toString(), "3");
+    assert.equal((await fsd.driver.getContent("/a/b/e/f/g/four")).toString(), "4");
+    assert.equal((await fsd.driver.getContent("/a/b/e/five")).toString(), "5");
+    assert.equal((await fsd.driver.getContent("/a/b/e/f/other")).toString(), "x");
+    assert.deepEqual((await fsd.driver.list("/a/b")).sort(), ["d", "e"]);
+    assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
+  });
+
   it("cleanTemporaries removes only temporaries older than the given age", async () => {
     const tmp = path.join(fsd.root, ".tmp");
     await writeFile(path.join(tmp, "old"), "left by a crash");
