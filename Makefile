@@ -21,9 +21,11 @@ help:
 
 # The same Node flags as the image (registry-server/Dockerfile).
 NODE_FLAGS := --max-old-space-size=160 --max-semi-space-size=4
+# glibc malloc settings of the image (see registry-server/Dockerfile): less memory kept after bursts.
+MALLOC_ENV := MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
 
 start: server-build
-	cd $(SERVER) && exec node $(NODE_FLAGS) dist/src/main.js serve
+	cd $(SERVER) && exec env $(MALLOC_ENV) node $(NODE_FLAGS) dist/src/main.js serve
 
 # Garbage collection of the store `make start` uses, while it keeps running (DRY_RUN=1: report only).
 gc: server-build

@@ -107,7 +107,19 @@ describe("registry-server/Dockerfile", () => {
             REGISTRY_HTTP_ADDR: ":5000",
             REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: "/var/lib/registry",
             NODE_OPTIONS: "--max-old-space-size=160 --max-semi-space-size=4",
+            MALLOC_ARENA_MAX: "2",
+            MALLOC_MMAP_THRESHOLD_: "131072",
         });
+    });
+
+    test("`make start` runs the server with the image's node flags and malloc settings", () => {
+        const env = Object.fromEntries(args(runtime, "ENV").flatMap((a) => [...a.matchAll(/(\w+)=(?:"([^"]*)"|(\S+))/g)])
+            .map((m) => [m[1], m[2] ?? m[3]]));
+        const makefile = fs.readFileSync(path.join(__dirname, "..", "Makefile"), "utf8");
+        const variable = (name: string) => new RegExp(`^${name} := (.*)$`, "m").exec(makefile)?.[1];
+        expect(variable("NODE_FLAGS")).toBe(env.NODE_OPTIONS);
+        expect(variable("MALLOC_ENV")).toBe(`MALLOC_ARENA_MAX=${env.MALLOC_ARENA_MAX} MALLOC_MMAP_THRESHOLD_=${env.MALLOC_MMAP_THRESHOLD_}`);
+        expect(makefile).toMatch(/^start:.*\n\tcd \$\(SERVER\) && exec env \$\(MALLOC_ENV\) node \$\(NODE_FLAGS\) dist\/src\/main\.js serve$/m);
     });
 
     test("exposes 5000, declares the data volume and starts `node dist/src/main.js serve` in exec form", () => {

@@ -129,6 +129,8 @@ async function launch(kind: ServerKind, root: string, port: number, command: str
 
 /** Node flags our server runs with: those of its image (NODE_OPTIONS in the Dockerfile), unless BENCH_NODE_FLAGS says otherwise. */
 export const OUR_NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? "--max-old-space-size=160 --max-semi-space-size=4").split(" ").filter((f) => f !== "");
+/** The malloc settings of its image (ENV in the Dockerfile). */
+export const OUR_MALLOC_ENV = { MALLOC_ARENA_MAX: "2", MALLOC_MMAP_THRESHOLD_: "131072" };
 
 export async function startOurs(root: string, mainJs: string): Promise<ServerHandle> {
   const port = await freePort();
@@ -137,6 +139,7 @@ export async function startOurs(root: string, mainJs: string): Promise<ServerHan
     REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root,
     REGISTRY_LOG_LEVEL: "warn",
     REGISTRY_LOG_FORMATTER: "json",
+    ...OUR_MALLOC_ENV,
   });
   return launch("ours", root, port, process.execPath, [...OUR_NODE_FLAGS, mainJs, "serve"], env);
 }
