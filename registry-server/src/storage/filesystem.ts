@@ -15,6 +15,8 @@ export const TMP_DIR = ".tmp";
 export const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 /** Writes are gathered into batches of this size before a writev, to keep syscalls few. */
 const WRITE_BATCH_BYTES = 1 << 20;
+/** getContent reads this much first; a file that fills it is read whole afterwards. */
+const SMALL_READ_BYTES = 8192;
 /** Directories remembered as existing, at most (then forgotten all at once). */
 const KNOWN_DIRS = 8192;
 /** A large upload is datasynced in the background every so many bytes, overlapping writeback with the transfer. */
@@ -256,11 +258,21 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async getContent(path: string): Promise<Buffer> {
+    let fh: fs.FileHandle;
     try {
-      return await fs.readFile(this.full(path));
+      fh = await fs.open(this.full(path), "r");
     } catch (err) {
       if (isMissing(err)) throw new PathNotFoundError(path);
       throw err;
+    }
+    try {
+      // Links, tags and most manifests fit in one read: no fstat for the size (readFile's way).
+      const first = Buffer.allocUnsafe(SMALL_READ_BYTES);
+      const { bytesRead } = await fh.read(first, 0, first.length, 0);
+      if (bytesRead < first.length) return Buffer.from(first.subarray(0, bytesRead));
+      return await fh.readFile();
+    } finally {
+      await fh.close();
     }
   }
 

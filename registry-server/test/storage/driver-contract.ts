@@ -80,6 +80,16 @@ export function driverContract(name: string, makeDriver: () => Promise<DriverUnd
       assert.equal((await d.getContent("/content/a/b/file")).length, 0);
     });
 
+    it("getContent returns files of every size whole, around the sizes a driver reads at once", async () => {
+      for (const size of [1, 4095, 4096, 8191, 8192, 8193, 65536, 1_000_003]) {
+        const content = randomBytes(size);
+        await d.putContent(`/sizes/${size}`, content);
+        const back = await d.getContent(`/sizes/${size}`);
+        assert.equal(back.length, size);
+        assert.ok(back.equals(content), `content of ${size} bytes`);
+      }
+    });
+
     it("getContent, stat, list, reader, delete, move and touch of a missing path throw PathNotFoundError", async () => {
       await d.putContent("/present/file", "x");
       const missing = "/present/missing";
