@@ -21,6 +21,9 @@ import type { CapacityCheck } from "./uploads";
 const SETTLE_MS = 2000;
 /** Quota checks trust a table this old; an older one is refreshed first (another process may have pushed). */
 const QUOTA_FRESH_MS = 1000;
+/** A free-space reading is reused this long, and only while this much more than the floor is free. */
+const FREE_SPACE_REUSE_MS = 1000;
+const FREE_SPACE_MARGIN = 1024 * 1024 * 1024;
 
 export interface CapacityLimits {
   /** Refuse pushes beyond this many stored bytes (undefined: no quota). */
@@ -56,6 +59,8 @@ export class StorageUsage implements BlobStoreListener {
   private changes = 0;
   private refreshedAt = 0;
   private refreshing: Promise<void> | undefined;
+  /** The last free-space reading, and the bytes checks have asked for since. */
+  private lastFree: { bytes: number; at: number; claimed: number } | undefined;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -135,8 +140,26 @@ export class StorageUsage implements BlobStoreListener {
     });
   }
 
+  /**
+   * Free bytes for the floor check. A reading is reused for up to FREE_SPACE_REUSE_MS while it
+   * leaves more than FREE_SPACE_MARGIN above the floor (minus what was asked for since), so busy
+   * pushes do not ask the file system every time; near the floor every check reads afresh.
+   */
+  private async freeBytesForCheck(incomingBytes: number): Promise<number | undefined> {
+    const now = Date.now();
+    const last = this.lastFree;
+    if (last && now - last.at < FREE_SPACE_REUSE_MS) {
+      last.claimed += incomingBytes;
+      const estimate = last.bytes - last.claimed;
+      if (estimate - this.limits.minFreeBytes > FREE_SPACE_MARGIN) return estimate + incomingBytes;
+    }
+    const bytes = await this.freeBytes();
+    this.lastFree = bytes === undefined ? undefined : { bytes, at: now, claimed: 0 };
+    return bytes;
+  }
+
   private async requireFreeSpace(incomingBytes: number | undefined): Promise<void> {
-    const freeBytes = await this.freeBytes();
+    const freeBytes = await this.freeBytesForCheck(incomingBytes ?? 0);
     const { minFreeBytes } = this.limits;
     if (freeBytes === undefined || freeBytes - (incomingBytes ?? 0) >= minFreeBytes) return;
     const need = incomingBytes === undefined ? "" : `, this upload needs ${formatBytes(incomingBytes)}`;

@@ -101,12 +101,17 @@ export class FilesystemDriver implements StorageDriver {
    */
   private async place(file: string, dest: string): Promise<string> {
     const parent = nodePath.dirname(dest);
-    // Most files go into a directory that exists: try that first, one call.
-    try {
-      await fs.rename(file, dest);
-      return parent;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    // A file goes straight into a directory that exists (one call), unless its directory is
+    // unknown under a known one: then it is most likely new (a new blob, link or tag), and is
+    // built staged at once. A wrong guess is caught by the renames below.
+    if (this.knownDirs.has(parent) || !this.knownDirs.has(nodePath.dirname(parent))) {
+      try {
+        await fs.rename(file, dest);
+        this.rememberDir(parent);
+        return parent;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
     }
     // Which directories are missing: below the deepest one known to exist, as a guess (no
     // stats); a wrong guess fails the rename below and the next attempt looks. A writer that

@@ -68,6 +68,14 @@ describe("FilesystemDriver", () => {
     assert.equal((await fsd.driver.getContent("/a/b/e/five")).toString(), "5");
     assert.equal((await fsd.driver.getContent("/a/b/e/f/other")).toString(), "x");
     assert.deepEqual((await fsd.driver.list("/a/b")).sort(), ["d", "e"]);
+    // Directories it does not know under one it knows: taken for new, and they are not.
+    await mkdir(path.join(fsd.root, "a/b/full"));
+    await writeFile(path.join(fsd.root, "a/b/full/kept"), "k");
+    await mkdir(path.join(fsd.root, "a/b/empty"));
+    await fsd.driver.putContent("/a/b/full/six", "6");
+    await fsd.driver.putContent("/a/b/empty/seven", "7");
+    assert.deepEqual((await fsd.driver.list("/a/b/full")).sort(), ["kept", "six"]);
+    assert.deepEqual(await fsd.driver.list("/a/b/empty"), ["seven"]);
     assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
   });
 
