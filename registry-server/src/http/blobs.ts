@@ -1,5 +1,4 @@
 // /v2/<name>/blobs/<digest>: GET (with Range), HEAD, DELETE.
-import { pipeline } from "node:stream/promises";
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
 import { ifExists } from "../storage/driver";
@@ -66,15 +65,18 @@ export const getBlob: Handler = async (ctx) => {
     ctx.res.end();
     return;
   }
-  const stream = await ifExists(ctx.registry.blobs.read(digest, start, end));
+  const source = await ifExists(ctx.registry.blobs.open(digest));
   // Deleted between the stat and the open (garbage collection, another process).
-  if (!stream) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
-  ctx.res.writeHead(status, headers);
+  if (!source) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
   try {
-    await pipeline(stream, ctx.res);
+    ctx.res.writeHead(status, headers);
+    await source.sendTo(ctx.res, start, end);
+    if (!ctx.res.destroyed) ctx.res.end();
   } catch (err) {
     // A client that goes away mid-download is not a server fault.
     if (!ctx.res.destroyed && !ctx.req.destroyed) throw err;
+  } finally {
+    await source.close();
   }
 };
 

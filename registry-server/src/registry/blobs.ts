@@ -5,8 +5,7 @@
 // blob holds the maintenance lock shared and refreshes the blob's modification time, so the
 // collector (which deletes only what is older than its grace period, re-checked under the
 // lock held exclusively) never removes a blob that a push has just started to use.
-import type { Readable } from "node:stream";
-import { exists, ifExists, PublishStep, StorageDriver } from "../storage/driver";
+import { exists, FileSource, ifExists, PublishStep, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { Digest } from "../reference";
 import type { ReadWriteLock } from "../util/rw-lock";
@@ -40,8 +39,9 @@ export class BlobStore {
     return (await ifExists(this.driver.stat(paths.blobData(digest))))?.size;
   }
 
-  async read(digest: Digest, start?: number, end?: number): Promise<Readable> {
-    return this.driver.reader(paths.blobData(digest), start, end);
+  /** The blob's data opened to send (downloads). */
+  async open(digest: Digest): Promise<FileSource> {
+    return this.driver.openSource(paths.blobData(digest));
   }
 
   async getContent(digest: Digest): Promise<Buffer> {

@@ -1,7 +1,7 @@
 // The narrow storage driver interface (after distribution's storagedriver.go). Paths are
 // absolute, slash-separated and built only by paths.ts. A driver knows nothing of registries:
 // no digests, no HTTP. The domain stores in src/registry/ sit on top of it.
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 
 export interface FileInfo {
   path: string;
@@ -43,6 +43,17 @@ export interface FileWriter {
   cancel(): Promise<void>;
 }
 
+/** An open file whose bytes are sent to a stream (a blob download). */
+export interface FileSource {
+  readonly size: number;
+  /**
+   * Writes bytes [start, end] (inclusive) to `out`, with backpressure; resolves once `out` has
+   * taken them all, or as soon as it closes (a client that went away). Does not end `out`.
+   */
+  sendTo(out: Writable, start: number, end: number): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** One file of a publication: small content to write, or a synced file to move, to `path`. */
 export type PublishStep = { path: string; content: Buffer | string } | { path: string; from: string };
 
@@ -54,6 +65,8 @@ export interface StorageDriver {
   putContent(path: string, content: Buffer | string): Promise<void>;
   /** Streams the file from `offset` to `end` inclusive (the whole rest when end is undefined). */
   reader(path: string, offset?: number, end?: number): Promise<Readable>;
+  /** Opens a file to send (downloads): PathNotFoundError now rather than once headers are out. */
+  openSource(path: string): Promise<FileSource>;
   /** Opens a file for writing; with append it continues after the existing content. */
   writer(path: string, append: boolean): Promise<FileWriter>;
   stat(path: string): Promise<FileInfo>;

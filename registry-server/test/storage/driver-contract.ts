@@ -3,7 +3,7 @@
 // `driverContract(name, makeDriver)`; each case gets a fresh driver and cleans it up.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import type { Readable } from "node:stream";
+import { Readable, Writable } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { PathNotFoundError, StorageDriver } from "../../src/storage/driver";
 
@@ -56,6 +56,20 @@ async function readWhile(work: Promise<unknown>, read: () => Promise<void>): Pro
   return reads;
 }
 
+/** A writable that copies what it is given (a source reuses its buffers once a write is taken), each write taking delayMs. */
+function collector(delayMs: number): { stream: Writable; bytes(): Buffer } {
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    highWaterMark: 64 * 1024,
+    write(chunk: Buffer, _enc, callback) {
+      chunks.push(Buffer.from(chunk));
+      if (delayMs > 0) setTimeout(callback, delayMs);
+      else callback();
+    },
+  });
+  return { stream, bytes: () => Buffer.concat(chunks) };
+}
+
 export function driverContract(name: string, makeDriver: () => Promise<DriverUnderTest>): void {
   describe(`storage driver contract: ${name}`, () => {
     let under: DriverUnderTest | undefined;
@@ -97,6 +111,7 @@ export function driverContract(name: string, makeDriver: () => Promise<DriverUnd
       await assert.rejects(d.stat(missing), notFound(missing));
       await assert.rejects(d.list(missing), notFound(missing));
       await assert.rejects(d.reader(missing), notFound(missing));
+      await assert.rejects(d.openSource(missing), notFound(missing));
       await assert.rejects(d.delete(missing), notFound(missing));
       await assert.rejects(d.move(missing, "/present/elsewhere"), notFound(missing));
       await assert.rejects(d.touch(missing), notFound(missing));
@@ -112,6 +127,46 @@ export function driverContract(name: string, makeDriver: () => Promise<DriverUnd
       assert.ok((await readAll(await d.reader("/reader/file", 10, 19))).equals(content.subarray(10, 20)));
       assert.ok((await readAll(await d.reader("/reader/file", 255, 255))).equals(content.subarray(255)));
       assert.ok((await readAll(await d.reader("/reader/file", 0, 0))).equals(content.subarray(0, 1)));
+    });
+
+    it("a source sends ranges of a file to a stream, through backpressure, and tells its size", async () => {
+      const content = randomBytes(5 * 1024 * 1024 + 12345);
+      await d.putContent("/source/file", content);
+      const source = await d.openSource("/source/file");
+      try {
+        assert.equal(source.size, content.length);
+        for (const [start, end, delayMs] of [
+          [0, content.length - 1, 0],
+          [0, content.length - 1, 2],
+          [1_000_000, 3_500_000, 1],
+          [content.length - 1, content.length - 1, 0],
+          [0, 0, 0],
+        ]) {
+          const sink = collector(delayMs);
+          await source.sendTo(sink.stream, start, end);
+          assert.ok(sink.bytes().equals(content.subarray(start, end + 1)), `bytes ${start}-${end}`);
+        }
+      } finally {
+        await source.close();
+      }
+    });
+
+    it("a source stops sending to a stream that closes early, and resolves", async () => {
+      await d.putContent("/source/big", randomBytes(8 * 1024 * 1024));
+      const source = await d.openSource("/source/big");
+      let received = 0;
+      const stream = new Writable({
+        highWaterMark: 1024,
+        write(chunk: Buffer, _enc, callback) {
+          received += chunk.length;
+          // Never calls back after the first chunk, then goes away: the client that disconnects.
+          if (received > chunk.length) setTimeout(() => stream.destroy(), 20);
+          else callback();
+        },
+      });
+      await source.sendTo(stream, 0, 8 * 1024 * 1024 - 1);
+      await source.close();
+      assert.ok(received < 8 * 1024 * 1024, `sent ${received} bytes to a closed stream`);
     });
 
     it("a reader ends and closes once read, releasing what it holds", async () => {
