@@ -262,14 +262,17 @@ export class FilesystemDriver implements StorageDriver {
     return nodePath.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString("hex")}`);
   }
 
-  async getContent(path: string): Promise<Buffer> {
-    let fh: fs.FileHandle;
+  private async openForReading(path: string): Promise<fs.FileHandle> {
     try {
-      fh = await fs.open(this.full(path), "r");
+      return await fs.open(this.full(path), "r");
     } catch (err) {
       if (isMissing(err)) throw new PathNotFoundError(path);
       throw err;
     }
+  }
+
+  async getContent(path: string): Promise<Buffer> {
+    const fh = await this.openForReading(path);
     try {
       // Links, tags and most manifests fit in one read: no fstat for the size (readFile's way).
       const first = Buffer.allocUnsafe(SMALL_READ_BYTES);
@@ -286,25 +289,13 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async reader(path: string, offset = 0, end?: number): Promise<Readable> {
-    let fh: fs.FileHandle;
-    try {
-      fh = await fs.open(this.full(path), "r");
-    } catch (err) {
-      if (isMissing(err)) throw new PathNotFoundError(path);
-      throw err;
-    }
+    const fh = await this.openForReading(path);
     // The stream owns the handle and closes it when it ends or is destroyed.
     return fh.createReadStream({ start: offset, end, highWaterMark: 1024 * 1024 });
   }
 
   async openSource(path: string): Promise<FileSource> {
-    let fh: fs.FileHandle;
-    try {
-      fh = await fs.open(this.full(path), "r");
-    } catch (err) {
-      if (isMissing(err)) throw new PathNotFoundError(path);
-      throw err;
-    }
+    const fh = await this.openForReading(path);
     try {
       return new FilesystemFileSource(path, fh, (await fh.stat()).size);
     } catch (err) {
