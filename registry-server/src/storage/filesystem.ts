@@ -13,8 +13,12 @@ import { FileInfo, FileSource, FileWriter, PathNotFoundError, PublishStep, Stora
 export const TMP_DIR = ".tmp";
 /** Temporaries older than this are left over from a crash (no write takes that long to publish). */
 export const STALE_TEMPORARY_MS = 60 * 60 * 1000;
-/** Writes are gathered into batches of this size before a writev, to keep syscalls few. */
-const WRITE_BATCH_BYTES = 1 << 20;
+/**
+ * Writes are gathered into batches of this size before a writev, to keep syscalls few. Each
+ * upload holds up to two batches of socket chunks: 256 KiB instead of 1 MiB lowered the peak RSS
+ * of 8 parallel pushes by about 12 MiB at no measurable CPU cost.
+ */
+const WRITE_BATCH_BYTES = 256 << 10;
 /** getContent reads this much first; a file that fills it is read whole afterwards. */
 const SMALL_READ_BYTES = 8192;
 /** Directories remembered as existing, at most (then forgotten all at once). */
