@@ -203,7 +203,7 @@ export class GarbageCollector {
       const info = await uploadInfo(driver, repo, id);
       const t = info?.modTime.getTime();
       if (t === undefined || t >= before) continue;
-      if (!dryRun) await driver.delete(paths.uploadEntry(repo, id)).catch(() => undefined);
+      if (!dryRun) await driver.delete(paths.uploadData(repo, id)).catch(() => undefined);
       report.uploadsPurged++;
     }
   }

@@ -162,7 +162,7 @@ export function rangeHeader(size: number): string {
 
 /** Size and last write of an upload session: our data file, or the data in a session directory registry:2 left. */
 export async function uploadInfo(driver: StorageDriver, repo: string, id: string): Promise<FileInfo | undefined> {
-  const entry = await ifExists(driver.stat(paths.uploadEntry(repo, id)));
+  const entry = await ifExists(driver.stat(paths.uploadData(repo, id)));
   if (!entry?.isDir) return entry;
   return (await ifExists(driver.stat(paths.legacyUploadData(repo, id)))) ?? entry;
 }

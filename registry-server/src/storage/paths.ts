@@ -50,8 +50,7 @@ export const paths = {
     `${REPOS}/${name}/_referrers/${subject.algorithm}/${subject.hex}/${referrer.algorithm}-${referrer.hex}.json`,
 
   uploadsRoot: (name: string) => `${REPOS}/${name}/_uploads`,
-  /** An upload session: our data file, or registry:2's session directory. */
-  uploadEntry: (name: string, id: string) => `${REPOS}/${name}/_uploads/${id}`,
+  /** An upload session: our data file (registry:2's sessions are directories here). */
   uploadData: (name: string, id: string) => `${REPOS}/${name}/_uploads/${id}`,
   /** The data of a session registry:2 left (its last write time). */
   legacyUploadData: (name: string, id: string) => `${REPOS}/${name}/_uploads/${id}/data`,
