@@ -317,6 +317,19 @@ export function driverContract(name: string, makeDriver: () => Promise<DriverUnd
       assert.deepEqual(await d.list("/tree"), []);
     });
 
+    it("concurrent publications into the same new directories all land (writers racing to create them)", async () => {
+      for (let round = 0; round < 3; round++) {
+        const dir = `/race${round}/a/b`;
+        const names = Array.from({ length: 24 }, (_, i) => `${dir}/${i % 3}/f${i}`);
+        await Promise.all(names.map((n, i) => (i % 2 === 0 ? d.putContent(n, n) : d.publish([{ path: n, content: n }, { path: `${n}.tag/current/link`, content: n }]))));
+        for (const [i, n] of names.entries()) {
+          assert.equal((await d.getContent(n)).toString("utf8"), n);
+          if (i % 2 === 1) assert.equal((await d.getContent(`${n}.tag/current/link`)).toString("utf8"), n);
+        }
+        assert.deepEqual((await d.list(dir)).sort(), ["0", "1", "2"]);
+      }
+    });
+
     it("concurrent putContent of different contents to one path never shows a reader a mix or an empty file", async () => {
       const versions = uniformContents(16, 128 * 1024);
       await d.putContent("/race/file", versions[0]);
