@@ -20,6 +20,28 @@ function progress(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
 }
 
+const DISK_PROBE_MIB = 128;
+
+/**
+ * The stores' disk as it is now: MB/s of DISK_PROBE_MIB written and fdatasynced. Both servers
+ * end every push with fsyncs, so a slow disk narrows the push ratios; this tells such a round.
+ */
+function probeDisk(dir: string): number {
+  const file = path.join(dir, "disk-probe");
+  const chunk = randomBytes(MiB);
+  const started = performance.now();
+  const fd = fs.openSync(file, "w");
+  try {
+    for (let i = 0; i < DISK_PROBE_MIB; i++) fs.writeSync(fd, chunk);
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const mbps = (DISK_PROBE_MIB * MiB) / 1e6 / ((performance.now() - started) / 1000);
+  fs.rmSync(file, { force: true });
+  return mbps;
+}
+
 /** Flushes dirty pages (untimed) so one server's writeback does not land in the other's phase. */
 function settle(): void {
   execFileSync("sync");
@@ -75,6 +97,8 @@ interface Run {
   errors: string[];
   /** Average cores used by other processes, per round. */
   background: number[];
+  /** The disk's synced write rate at the start of each round (MB/s). */
+  disk: number[];
 }
 
 function record(series: Series, key: MetricKey, round: number, value: number): void {
@@ -87,6 +111,8 @@ function record(series: Series, key: MetricKey, round: number, value: number): v
 async function runRounds(options: Options, run: Run, sampler: RssSampler, nonce: string): Promise<void> {
   const load = new BackgroundLoad(run.states.map((s) => s.server.pid));
   for (let round = 0; round < options.rounds; round++) {
+    run.disk.push(probeDisk(path.dirname(run.states[0].server.root)));
+    settle();
     load.mark();
     // Alternate who goes first, so that neither always runs on a warmer (or more tired) machine.
     const order = round % 2 === 0 ? run.states : [...run.states].reverse();
@@ -116,7 +142,7 @@ async function runRounds(options: Options, run: Run, sampler: RssSampler, nonce:
     settle();
     sampler.endRound();
     run.background.push(load.coresSinceMark());
-    progress(`round ${round + 1}: other processes used ${run.background[round].toFixed(2)} cores on average`);
+    progress(`round ${round + 1}: other processes used ${run.background[round].toFixed(2)} cores on average; the disk synced ${run.disk[round].toFixed(0)} MB/s at its start`);
   }
 }
 
@@ -183,7 +209,7 @@ async function main(): Promise<number> {
   const header = machineHeader(options, refVersion, `${tmp.note}, ${spread}`);
   header.forEach((l) => progress(l));
   const nonce = randomBytes(6).toString("hex");
-  const run: Run = { states: [], series: new Map(), errors: [], background: [] };
+  const run: Run = { states: [], series: new Map(), errors: [], background: [], disk: [] };
   const observations = new Map<ServerKind, Observation>();
   const hwm = new Map<ServerKind, number | undefined>();
   let sampler: RssSampler | undefined;
@@ -240,6 +266,9 @@ function writeReport({ options, header, run, sampler, observations, started }: R
   out.push(
     `background: other processes on this machine used ${run.background.map((c) => c.toFixed(2)).join(" / ")} cores on average per round (of ${os.cpus().length}; their load skews both servers)`,
   );
+  out.push(
+    `disk: ${DISK_PROBE_MIB} MiB written and fdatasynced at the start of each round: ${run.disk.map((v) => v.toFixed(0)).join(" / ")} MB/s (both servers fsync every push, so on a slow disk the push ratios narrow)`,
+  );
   const roundPeaks = (kind: ServerKind) => (sampler?.roundPeaksOf(kind) ?? []).map((v) => v.toFixed(0)).join(" / ");
   out.push(`memory: peak RSS per round (MiB): ${run.states.map((s) => `${s.server.kind} ${roundPeaks(s.server.kind)} (highest during ${sampler?.peakLabelOf(s.server.kind) ?? "?"})`).join("; ")}`);
   out.push("durability:");
@@ -267,6 +296,7 @@ function writeReport({ options, header, run, sampler, observations, started }: R
       notes: Object.fromEntries(run.states.map((s) => [s.server.kind, [...s.notes.values()]])),
       errors: run.errors,
       backgroundCores: run.background,
+      diskSyncedMBps: run.disk,
     };
     fs.writeFileSync(options.json, JSON.stringify(json, null, 2) + "\n");
     progress(`results written to ${options.json}`);
