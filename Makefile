@@ -20,7 +20,7 @@ help:
 	@echo "make bench              benchmark against CNCF distribution (docker-registry), when installed"
 
 # The same Node flags as the image (registry-server/Dockerfile).
-NODE_FLAGS := --max-old-space-size=160 --max-semi-space-size=4
+NODE_FLAGS := --max-old-space-size=160 --max-semi-space-size=1
 # glibc malloc settings of the image (see registry-server/Dockerfile): less memory kept after bursts.
 MALLOC_ENV := MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
 

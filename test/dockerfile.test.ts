@@ -106,7 +106,7 @@ describe("registry-server/Dockerfile", () => {
             NODE_ENV: "production",
             REGISTRY_HTTP_ADDR: ":5000",
             REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: "/var/lib/registry",
-            NODE_OPTIONS: "--max-old-space-size=160 --max-semi-space-size=4",
+            NODE_OPTIONS: "--max-old-space-size=160 --max-semi-space-size=1",
             MALLOC_ARENA_MAX: "2",
             MALLOC_MMAP_THRESHOLD_: "131072",
         });

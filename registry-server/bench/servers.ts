@@ -128,7 +128,7 @@ async function launch(kind: ServerKind, root: string, port: number, command: str
 }
 
 /** Node flags our server runs with: those of its image (NODE_OPTIONS in the Dockerfile), unless BENCH_NODE_FLAGS says otherwise. */
-export const OUR_NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? "--max-old-space-size=160 --max-semi-space-size=4").split(" ").filter((f) => f !== "");
+export const OUR_NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? "--max-old-space-size=160 --max-semi-space-size=1").split(" ").filter((f) => f !== "");
 /** The malloc settings of its image (ENV in the Dockerfile). */
 export const OUR_MALLOC_ENV = { MALLOC_ARENA_MAX: "2", MALLOC_MMAP_THRESHOLD_: "131072" };
 
