@@ -37,46 +37,50 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 export const getBlob: Handler = async (ctx) => {
   const repo = repoName(ctx);
   const digest = Digest.parse(ctx.params.digest ?? "");
-  const size = await ctx.registry.blobs.linkedSize(repo, digest);
-  if (size === undefined) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
-
-  const headers: Record<string, string> = {
-    "Content-Type": "application/octet-stream",
-    "Docker-Content-Digest": digest.toString(),
-    "Accept-Ranges": "bytes",
-    ETag: `"${digest.toString()}"`,
-    "Cache-Control": "max-age=31536000",
-  };
-  const range = parseRange(ctx.req.headers.range, size);
-  if (range === "invalid") {
-    throw new RegistryError("RANGE_INVALID", "requested range not satisfiable", { size }, { headers: { "Content-Range": `bytes */${size}` } });
-  }
-  let status = 200;
-  let start = 0;
-  let end = size - 1;
-  if (range) {
-    status = 206;
-    ({ start, end } = range);
-    headers["Content-Range"] = `bytes ${start}-${end}/${size}`;
-  }
-  headers["Content-Length"] = String(size === 0 ? 0 : end - start + 1);
-  if (ctx.req.method === "HEAD" || size === 0) {
-    ctx.res.writeHead(status, headers);
-    ctx.res.end();
-    return;
-  }
-  const source = await ifExists(ctx.registry.blobs.open(digest));
-  // Deleted between the stat and the open (garbage collection, another process).
-  if (!source) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
+  const unknown = () => new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
+  if (!(await ctx.registry.blobs.isLinked(repo, digest))) throw unknown();
+  // A GET opens the data first and takes its size from it (no separate stat, no window between
+  // the two); a HEAD only needs the size. Missing here: deleted since (garbage collection).
+  const head = ctx.req.method === "HEAD";
+  const source = head ? undefined : await ifExists(ctx.registry.blobs.open(digest));
+  if (!head && !source) throw unknown();
   try {
+    const size = source?.size ?? (await ctx.registry.blobs.size(digest));
+    if (size === undefined) throw unknown();
+    const headers: Record<string, string> = {
+      "Content-Type": "application/octet-stream",
+      "Docker-Content-Digest": digest.toString(),
+      "Accept-Ranges": "bytes",
+      ETag: `"${digest.toString()}"`,
+      "Cache-Control": "max-age=31536000",
+    };
+    const range = parseRange(ctx.req.headers.range, size);
+    if (range === "invalid") {
+      throw new RegistryError("RANGE_INVALID", "requested range not satisfiable", { size }, { headers: { "Content-Range": `bytes */${size}` } });
+    }
+    let status = 200;
+    let start = 0;
+    let end = size - 1;
+    if (range) {
+      status = 206;
+      ({ start, end } = range);
+      headers["Content-Range"] = `bytes ${start}-${end}/${size}`;
+    }
+    headers["Content-Length"] = String(size === 0 ? 0 : end - start + 1);
     ctx.res.writeHead(status, headers);
-    await source.sendTo(ctx.res, start, end);
-    if (!ctx.res.destroyed) ctx.res.end();
-  } catch (err) {
-    // A client that goes away mid-download is not a server fault.
-    if (!ctx.res.destroyed && !ctx.req.destroyed) throw err;
+    if (!source || size === 0) {
+      ctx.res.end();
+      return;
+    }
+    try {
+      await source.sendTo(ctx.res, start, end);
+      if (!ctx.res.destroyed) ctx.res.end();
+    } catch (err) {
+      // A client that goes away mid-download is not a server fault.
+      if (!ctx.res.destroyed && !ctx.req.destroyed) throw err;
+    }
   } finally {
-    await source.close();
+    await source?.close();
   }
 };
 

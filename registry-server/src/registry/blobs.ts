@@ -129,10 +129,4 @@ export class BlobStore {
   async unlink(repo: string, digest: Digest): Promise<boolean> {
     return exists(this.driver.delete(paths.layerDir(repo, digest)));
   }
-
-  /** Size of a blob that is linked into the repository, or undefined. */
-  async linkedSize(repo: string, digest: Digest): Promise<number | undefined> {
-    if (!(await this.isLinked(repo, digest))) return undefined;
-    return this.size(digest);
-  }
 }
