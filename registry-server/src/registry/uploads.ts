@@ -47,8 +47,16 @@ export class UploadStore {
     return id;
   }
 
-  /** Current size of the session's data; BLOB_UPLOAD_UNKNOWN when there is no such session. */
+  /**
+   * Current size of the session's data; BLOB_UPLOAD_UNKNOWN when there is no such session. A
+   * PATCH in progress on the session (or one whose client just went away, still writing what it
+   * received) is waited for, so the answer counts every byte the session will keep.
+   */
   async size(repo: string, id: string): Promise<number> {
+    return this.lock.run(sessionKey(repo, id), () => this.sizeLocked(repo, id));
+  }
+
+  private async sizeLocked(repo: string, id: string): Promise<number> {
     if (!UUID_RE.test(id)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: id.slice(0, 100) });
     const info = await ifExists(this.driver.stat(paths.uploadData(repo, id)));
     // A directory is a session registry:2 left: its state is not ours to resume.
@@ -63,7 +71,7 @@ export class UploadStore {
 
   /** Appends the body; with `sync` the data file is also flushed to stable storage (completion). */
   private async appendLocked(repo: string, id: string, body: AsyncIterable<Buffer>, length: number | undefined, options: AppendOptions, sync = false): Promise<number> {
-    const size = await this.size(repo, id);
+    const size = await this.sizeLocked(repo, id);
     if (options.start !== undefined && options.start !== size) {
       throw new RegistryError("RANGE_INVALID", `chunk starts at ${options.start} but the upload has ${size} bytes`, undefined, {
         headers: { Range: rangeHeader(size), "Docker-Upload-UUID": id },
@@ -128,7 +136,7 @@ export class UploadStore {
   /** Removes a session; waits for a PATCH or PUT in progress on it (same lock). */
   async cancel(repo: string, id: string): Promise<void> {
     await this.lock.run(sessionKey(repo, id), async () => {
-      await this.size(repo, id);
+      await this.sizeLocked(repo, id);
       this.hashStates.delete(sessionKey(repo, id));
       await this.driver.delete(paths.uploadData(repo, id));
     });
