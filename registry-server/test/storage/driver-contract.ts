@@ -236,6 +236,41 @@ export function driverContract(name: string, makeDriver: () => Promise<DriverUnd
       assert.ok((await d.getContent("/large/data")).equals(content));
     });
 
+    it("writers appending MiBs in odd-sized chunks, ending on and off block boundaries, leave the bytes in order", async () => {
+      // Each writer is one PATCH of an upload: the first ends on a 4 KiB boundary, the second
+      // starts there and ends in the middle of a block, the third starts there.
+      const parts = [randomBytes(4 * 1024 * 1024), randomBytes(2_500_077), randomBytes(1_500_001)];
+      let expected = 0;
+      for (const [i, part] of parts.entries()) {
+        const w = await d.writer("/appended/data", i > 0);
+        assert.equal(w.size, expected);
+        for (let off = 0; off < part.length; off += 65_521) {
+          await w.write(part.subarray(off, off + 65_521));
+          assert.equal(w.size, expected + Math.min(off + 65_521, part.length));
+        }
+        await (i === parts.length - 1 ? w.commit() : w.close());
+        expected += part.length;
+        assert.equal((await d.stat("/appended/data")).size, expected, `after writer ${i}`);
+      }
+      const content = Buffer.concat(parts);
+      assert.ok((await d.getContent("/appended/data")).equals(content));
+      const source = await d.openSource("/appended/data");
+      try {
+        for (const [start, end] of [
+          [0, content.length - 1],
+          [4095, 4097],
+          [4 * 1024 * 1024 + 1, content.length - 2],
+          [content.length - 5000, content.length - 1],
+        ]) {
+          const sink = collector(0);
+          await source.sendTo(sink.stream, start, end);
+          assert.ok(sink.bytes().equals(content.subarray(start, end + 1)), `bytes ${start}-${end}`);
+        }
+      } finally {
+        await source.close();
+      }
+    });
+
     it("stat reports the size, modification time and kind of a path", async () => {
       const started = Date.now();
       await d.putContent("/stat/dir/file", randomBytes(1234));

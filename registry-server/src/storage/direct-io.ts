@@ -1,0 +1,309 @@
+// Direct I/O for large uploads: data goes from the socket into aligned staging buffers and from
+// there to the disk with O_DIRECT, past the page cache. A buffered write copies every byte into
+// newly allocated page-cache pages; on VMs whose free memory is handed back to the host (balloon
+// free-page reporting, as on the machines this is measured on) that first touch is what limits an
+// upload: `dd` of 512 MiB into new files ran at ~400 MB/s buffered and 1.5-1.9 GB/s with
+// oflag=direct (synced). It also keeps multi-GiB layers from pushing everything else out of
+// the page cache. What cannot go direct (a tail shorter than a block, an unaligned start, a file
+// system that refuses O_DIRECT) is written buffered; the final fsync covers both.
+import { constants as fsConstants } from "node:fs";
+import * as fs from "node:fs/promises";
+import { FileWriter, StorageFullError } from "./driver";
+
+// The one WebAssembly API used here (the DOM typings that declare it are not loaded).
+declare const WebAssembly: { Memory: new (size: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
+
+/** O_DIRECT needs buffers, file offsets and lengths aligned to the device's logical block; 4 KiB covers them all. */
+export const DIRECT_ALIGN = 4096;
+/** Size of a staging buffer: one direct write. */
+export const SLOT_BYTES = 1 << 20;
+/** Slots per arena (one WebAssembly memory, whose base is page aligned). */
+const SLOTS_PER_ARENA = 8;
+/** Arenas at most: 32 MiB of staging buffers for all uploads together (two per upload). */
+const MAX_ARENAS = 4;
+
+/**
+ * Page-aligned 1 MiB buffers for direct writes. Node has no aligned allocation; the memory of a
+ * WebAssembly instance is page aligned, so arenas are WebAssembly memories cut into slots. An
+ * arena is never grown (that would detach the buffers in use) and is allocated only when every
+ * slot is taken; when all arenas are taken, callers write buffered instead.
+ */
+export class SlotPool {
+  private readonly free: Buffer[] = [];
+  private arenas = 0;
+
+  constructor(private readonly maxArenas = MAX_ARENAS) {}
+
+  /** Two slots (double buffering), or undefined when the pool is exhausted. */
+  takePair(): [Buffer, Buffer] | undefined {
+    if (this.free.length < 2 && !this.grow()) return undefined;
+    const a = this.free.pop() as Buffer;
+    const b = this.free.pop() as Buffer;
+    return [a, b];
+  }
+
+  /** Slots allocated and free. */
+  get idle(): number {
+    return this.free.length;
+  }
+
+  takeOne(): Buffer | undefined {
+    if (this.free.length === 0 && !this.grow()) return undefined;
+    return this.free.pop();
+  }
+
+  give(slot: Buffer): void {
+    this.free.push(slot);
+  }
+
+  private grow(): boolean {
+    if (this.arenas >= this.maxArenas) return false;
+    const pages = (SLOTS_PER_ARENA * SLOT_BYTES) / 65536;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    this.arenas++;
+    for (let i = 0; i < SLOTS_PER_ARENA; i++) this.free.push(Buffer.from(memory.buffer, i * SLOT_BYTES, SLOT_BYTES));
+    return true;
+  }
+}
+
+export const slotPool = new SlotPool();
+
+function isFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+function isUnsupported(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === "EINVAL";
+}
+
+/** Where direct writes are tried, and how: the driver's side of a DirectFileWriter. */
+export interface DirectTarget {
+  /** The file's path under the storage root (for errors) and on disk. */
+  path: string;
+  full: string;
+  /** Still worth trying (false once the file system refused O_DIRECT). */
+  enabled(): boolean;
+  /** The file system refused a direct write: buffered from now on. */
+  unsupported(): void;
+}
+
+/**
+ * A writer for data of unknown length (an upload's PATCH or PUT): the first MiB is held as it
+ * arrives; a file that ends before that is written buffered in one go (small blobs), a longer
+ * one continues with direct writes when the file ends on a block boundary and staging buffers
+ * are free, and buffered (`fallback`) otherwise.
+ */
+export class AdaptiveWriter implements FileWriter {
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private inner: FileWriter | undefined;
+
+  constructor(
+    private readonly target: DirectTarget,
+    /** The file opened for buffered appending; either writer closes it. */
+    private readonly fh: fs.FileHandle,
+    private readonly startSize: number,
+    private readonly fallback: (fh: fs.FileHandle, startSize: number) => FileWriter,
+  ) {}
+
+  get size(): number {
+    return (this.inner ? this.inner.size : this.startSize) + this.heldBytes;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.inner) return this.inner.write(chunk);
+    this.held.push(chunk);
+    this.heldBytes += chunk.length;
+    if (this.heldBytes >= SLOT_BYTES) {
+      this.inner = await this.choose();
+      await this.release();
+    }
+  }
+
+  private async choose(): Promise<FileWriter> {
+    if (!this.target.enabled() || this.startSize % DIRECT_ALIGN !== 0) return this.fallback(this.fh, this.startSize);
+    const slots = slotPool.takePair();
+    if (!slots) return this.fallback(this.fh, this.startSize);
+    try {
+      const direct = await fs.open(this.target.full, fsConstants.O_WRONLY | fsConstants.O_DIRECT);
+      return new DirectFileWriter(this.target, direct, this.fh, this.startSize, slots);
+    } catch (err) {
+      slotPool.give(slots[0]);
+      slotPool.give(slots[1]);
+      if (isUnsupported(err)) this.target.unsupported();
+      return this.fallback(this.fh, this.startSize);
+    }
+  }
+
+  /** Hands what is held to the chosen writer. */
+  private async release(): Promise<void> {
+    const inner = this.inner as FileWriter;
+    while (this.held.length > 0) {
+      const chunk = this.held.shift() as Buffer;
+      this.heldBytes -= chunk.length;
+      await inner.write(chunk);
+    }
+  }
+
+  private async settle(): Promise<FileWriter> {
+    if (!this.inner) {
+      this.inner = this.fallback(this.fh, this.startSize);
+      await this.release();
+    }
+    return this.inner;
+  }
+
+  async commit(): Promise<void> {
+    await (await this.settle()).commit();
+  }
+
+  async close(): Promise<void> {
+    await (await this.settle()).close();
+  }
+
+  async cancel(): Promise<void> {
+    this.held = [];
+    this.heldBytes = 0;
+    this.inner ??= this.fallback(this.fh, this.startSize);
+    await this.inner.cancel();
+  }
+}
+
+/**
+ * Appends to a file from an aligned offset: chunks are copied into the filling slot; a full slot
+ * is written with one positioned O_DIRECT write while the other fills (one write in flight).
+ * At the end, the whole blocks left go direct and the tail buffered, through `tail`. Should a
+ * direct write be refused (EINVAL), it and everything after it go buffered, and the target is
+ * told to stop trying.
+ */
+export class DirectFileWriter implements FileWriter {
+  private filling: Buffer;
+  private spare: Buffer;
+  private fill = 0;
+  /** Bytes written (to the disk, or to the page cache for buffered ones). */
+  private written: number;
+  private inFlight: Promise<void> | undefined;
+  private inFlightBytes = 0;
+  private failure: unknown;
+  private directOk = true;
+  private closed = false;
+
+  constructor(
+    private readonly target: DirectTarget,
+    private readonly direct: fs.FileHandle,
+    private readonly tail: fs.FileHandle,
+    startSize: number,
+    slots: [Buffer, Buffer],
+  ) {
+    this.written = startSize;
+    [this.filling, this.spare] = slots;
+  }
+
+  get size(): number {
+    return this.written + this.inFlightBytes + this.fill;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    let at = 0;
+    while (at < chunk.length) {
+      const n = chunk.copy(this.filling, this.fill, at);
+      this.fill += n;
+      at += n;
+      if (this.fill === SLOT_BYTES) {
+        await this.inFlight;
+        if (this.failure !== undefined) throw this.failure;
+        this.startWrite(SLOT_BYTES);
+      }
+    }
+  }
+
+  /** Writes the first `bytes` of the filling slot at the current end, and swaps slots. */
+  private startWrite(bytes: number): void {
+    const slot = this.filling;
+    const position = this.written;
+    this.filling = this.spare;
+    this.spare = slot;
+    this.fill -= bytes;
+    // What is not written now (the tail of the last slot) moves to the front of the other one.
+    if (this.fill > 0) slot.copy(this.filling, 0, bytes, bytes + this.fill);
+    this.inFlightBytes = bytes;
+    this.inFlight = this.writeAt(slot, bytes, position).then(
+      () => {
+        this.written += bytes;
+        this.inFlightBytes = 0;
+      },
+      (err: unknown) => {
+        this.inFlightBytes = 0;
+        this.failure = isFull(err) ? new StorageFullError(this.target.path) : err;
+      },
+    );
+  }
+
+  private async writeAt(slot: Buffer, bytes: number, position: number): Promise<void> {
+    let done = 0;
+    if (this.directOk && bytes % DIRECT_ALIGN === 0) {
+      try {
+        while (done < bytes) done += (await this.direct.write(slot, done, bytes - done, position + done)).bytesWritten;
+        return;
+      } catch (err) {
+        if (!isUnsupported(err) || done % DIRECT_ALIGN !== 0) throw err;
+        this.directOk = false;
+        this.target.unsupported();
+      }
+    }
+    // The tail handle may append (O_APPEND): every earlier write has completed, so the end is `position + done`.
+    while (done < bytes) done += (await this.tail.write(slot, done, bytes - done, position + done)).bytesWritten;
+  }
+
+  /** Writes what is held: whole blocks direct, the tail buffered. */
+  private async drain(): Promise<void> {
+    await this.inFlight;
+    if (this.failure === undefined && this.fill > 0) {
+      const blocks = this.fill - (this.fill % DIRECT_ALIGN);
+      if (blocks > 0) {
+        this.startWrite(blocks);
+        await this.inFlight;
+      }
+      if (this.failure === undefined && this.fill > 0) {
+        this.startWrite(this.fill); // shorter than a block: buffered
+        await this.inFlight;
+      }
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  async commit(): Promise<void> {
+    try {
+      await this.drain();
+      // fsync is per inode: it covers the buffered tail written through the other handle too.
+      await this.direct.sync();
+    } finally {
+      await this.closeHandles();
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.drain();
+    } finally {
+      await this.closeHandles();
+    }
+  }
+
+  async cancel(): Promise<void> {
+    this.fill = 0;
+    await this.inFlight;
+    await this.closeHandles();
+    await fs.rm(this.target.full, { force: true });
+  }
+
+  private async closeHandles(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    slotPool.give(this.filling);
+    slotPool.give(this.spare);
+    await Promise.all([this.direct.close(), this.tail.close()]);
+  }
+}
