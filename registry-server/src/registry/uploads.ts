@@ -1,12 +1,13 @@
 // Upload sessions: data streams to <repo>/_uploads/<id> while it is hashed; the hash state
 // stays in memory between PATCHes so completing a multi-GiB upload does not read it again. A
 // session continued by another process (or after a restart) is rehashed from disk instead.
-import { randomUUID, createHash, Hash } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
 import { FileInfo, ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { KeyedLock } from "../util/keyed-lock";
+import { UploadHash } from "../util/upload-hash";
 import type { BlobStore } from "./blobs";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -14,7 +15,7 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const MAX_HASH_STATES = 4096;
 
 interface HashState {
-  hash: Hash;
+  hash: UploadHash;
   offset: number;
 }
 
@@ -43,7 +44,7 @@ export class UploadStore {
       const w = await this.driver.writer(paths.uploadData(repo, id), false);
       await w.close();
     });
-    this.remember(repo, id, { hash: createHash("sha256"), offset: 0 });
+    this.remember(repo, id, { hash: new UploadHash("sha256"), offset: 0 });
     return id;
   }
 
@@ -81,16 +82,21 @@ export class UploadStore {
     else if (!sync) return size;
     const key = sessionKey(repo, id);
     let state = this.hashStates.get(key);
-    if (state && state.offset !== size) state = undefined;
     this.hashStates.delete(key);
+    if (state && state.offset !== size) {
+      state.hash.drop();
+      state = undefined;
+    }
 
     const writer = await this.driver.writer(paths.uploadData(repo, id), true);
     let failure: unknown;
     try {
       for await (const chunk of body) {
-        state?.hash.update(chunk);
+        const hashing = state?.hash.update(chunk);
+        if (hashing) await hashing;
         await writer.write(chunk);
       }
+      state?.hash.settle();
     } catch (err) {
       failure = err;
     }
@@ -101,7 +107,7 @@ export class UploadStore {
       if (state && failure === undefined) {
         state.offset = writer.size;
         this.remember(repo, id, state);
-      }
+      } else state?.hash.drop();
     } catch (err) {
       failure ??= err;
     }
@@ -120,8 +126,11 @@ export class UploadStore {
       const dataPath = paths.uploadData(repo, id);
       const state = this.hashStates.get(key);
       this.hashStates.delete(key);
-      const actual =
-        state && state.offset === size && digest.algorithm === "sha256" ? Digest.fromHash("sha256", state.hash) : await this.hashFile(dataPath, digest);
+      // The running hash, unless it does not cover the data (or its worker stopped): then the data is read again.
+      let hex: string | undefined;
+      if (state && state.offset === size && digest.algorithm === "sha256") hex = await state.hash.digest().catch(() => undefined);
+      else state?.hash.drop();
+      const actual = hex !== undefined ? Digest.parse(`sha256:${hex}`) : await this.hashFile(dataPath, digest);
       if (!actual.equals(digest)) {
         await this.driver.delete(dataPath).catch(() => undefined);
         throw new RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content", { expected: digest.toString(), actual: actual.toString() });
@@ -137,6 +146,7 @@ export class UploadStore {
   async cancel(repo: string, id: string): Promise<void> {
     await this.lock.run(sessionKey(repo, id), async () => {
       await this.sizeLocked(repo, id);
+      this.hashStates.get(sessionKey(repo, id))?.hash.drop();
       this.hashStates.delete(sessionKey(repo, id));
       await this.driver.delete(paths.uploadData(repo, id));
     });
@@ -154,7 +164,10 @@ export class UploadStore {
     this.hashStates.set(key, state);
     if (this.hashStates.size > MAX_HASH_STATES) {
       const oldest = this.hashStates.keys().next().value;
-      if (oldest !== undefined) this.hashStates.delete(oldest);
+      if (oldest !== undefined) {
+        this.hashStates.get(oldest)?.hash.drop();
+        this.hashStates.delete(oldest);
+      }
     }
   }
 }

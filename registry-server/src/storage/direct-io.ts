@@ -15,15 +15,18 @@ declare const WebAssembly: { Memory: new (size: { initial: number; maximum: numb
 
 /** O_DIRECT needs buffers, file offsets and lengths aligned to the device's logical block; 4 KiB covers them all. */
 export const DIRECT_ALIGN = 4096;
-/** Size of a staging buffer: one direct write. */
-export const SLOT_BYTES = 1 << 20;
+/**
+ * Size of a staging buffer: one direct write or read. 512 KiB direct writes ran as fast as 1 MiB
+ * ones here (2.3 GB/s synced), reads two at a time too (1.15-1.2 GB/s), for half the memory.
+ */
+export const SLOT_BYTES = 512 << 10;
 /** Slots per arena (one WebAssembly memory, whose base is page aligned). */
 const SLOTS_PER_ARENA = 8;
-/** Arenas at most: 32 MiB of staging buffers for all uploads together (two per upload). */
+/** Arenas at most: 16 MiB of staging buffers for all uploads and downloads together (two per upload, up to four per download). */
 const MAX_ARENAS = 4;
 
 /**
- * Page-aligned 1 MiB buffers for direct writes. Node has no aligned allocation; the memory of a
+ * Page-aligned buffers for direct writes and reads. Node has no aligned allocation; the memory of a
  * WebAssembly instance is page aligned, so arenas are WebAssembly memories cut into slots. An
  * arena is never grown (that would detach the buffers in use) and is allocated only when every
  * slot is taken; when all arenas are taken, callers write buffered instead.
@@ -89,9 +92,9 @@ export interface DirectTarget {
 }
 
 /**
- * A writer for data of unknown length (an upload's PATCH or PUT): the first MiB is held as it
- * arrives; a file that ends before that is written buffered in one go (small blobs), a longer
- * one continues with direct writes when the file ends on a block boundary and staging buffers
+ * A writer for data of unknown length (an upload's PATCH or PUT): the first SLOT_BYTES are held
+ * as they arrive; a file that ends before that is written buffered in one go (small blobs), a
+ * longer one continues with direct writes when the file ends on a block boundary and staging buffers
  * are free, and buffered (`fallback`) otherwise.
  */
 export class AdaptiveWriter implements FileWriter {

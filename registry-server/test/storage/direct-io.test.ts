@@ -44,7 +44,7 @@ describe("direct I/O", () => {
   });
   afterEach(() => fs.rm(dir, { recursive: true, force: true }));
 
-  it("slots are 1 MiB, distinct, aligned for O_DIRECT, and run out at the pool's bound", async () => {
+  it("slots are SLOT_BYTES long, distinct, aligned for O_DIRECT, and run out at the pool's bound", async () => {
     const pool = new SlotPool(1);
     const slots: Buffer[] = [];
     for (let s = pool.takeOne(); s; s = pool.takeOne()) slots.push(s);
