@@ -83,8 +83,17 @@ export class ManifestStore {
 
   /** Resolves a tag or digest to a digest present in the repository, or MANIFEST_UNKNOWN. */
   async resolve(repo: string, ref: Reference): Promise<Digest> {
-    const digest = ref.kind === "digest" ? ref.digest : await this.tags.get(repo, ref.tag);
-    if (!digest || !(await this.exists(repo, digest))) {
+    let digest: Digest | undefined;
+    let present: boolean | undefined;
+    if (ref.kind === "digest") digest = ref.digest;
+    else {
+      // The revision of the digest the tag last held is checked while the tag is: one round trip when it has not moved.
+      const guess = this.tags.peek(repo, ref.tag);
+      const [tagged, guessPresent] = await Promise.all([this.tags.get(repo, ref.tag), guess && this.exists(repo, guess)]);
+      digest = tagged;
+      if (guess && tagged?.equals(guess)) present = guessPresent;
+    }
+    if (!digest || !(present ?? (await this.exists(repo, digest)))) {
       throw new RegistryError("MANIFEST_UNKNOWN", undefined, ref.kind === "tag" ? { tag: ref.tag } : { digest: ref.digest.toString() });
     }
     return digest;

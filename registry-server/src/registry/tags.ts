@@ -5,6 +5,8 @@ import { paths } from "../storage/paths";
 
 /** Repositories whose sorted tag list is kept in memory. */
 const LIST_CACHE_REPOS = 256;
+/** Tag links whose digest is remembered (about 200 bytes each). */
+const LINK_CACHE_TAGS = 8192;
 /** A directory changed this recently could change again within the same clock tick unseen. */
 const SETTLE_MS = 1000;
 
@@ -15,13 +17,39 @@ export class TagStore {
    * scales with the page). Shared by every process: each checks the directory itself.
    */
   private readonly listCache = new Map<string, { modTime: number; tags: string[] }>();
+  /**
+   * What tag links held, by link path, with the version of the link they were read at: a GET by
+   * tag then costs a stat of the link instead of an open, a read and a close (every process
+   * checks the link itself, so a tag moved by another one is seen at once).
+   */
+  private readonly linkCache = new Map<string, { version: string; digest: Digest }>();
 
   constructor(private readonly driver: StorageDriver) {}
 
   async get(repo: string, tag: string): Promise<Digest | undefined> {
-    const content = await ifExists(this.driver.getContent(paths.tagLink(repo, tag)));
-    if (!content) return undefined;
-    return Digest.tryParse(content.toString("utf8").trim());
+    const link = paths.tagLink(repo, tag);
+    const info = await ifExists(this.driver.stat(link));
+    const cached = this.linkCache.get(link);
+    if (!info) {
+      this.linkCache.delete(link);
+      return undefined;
+    }
+    if (cached && info.version !== undefined && cached.version === info.version) return cached.digest;
+    const content = await ifExists(this.driver.getContent(link));
+    const digest = content && Digest.tryParse(content.toString("utf8").trim());
+    this.linkCache.delete(link);
+    if (!digest) return undefined;
+    // Keyed by what the stat saw: a change between the stat and the read is seen at the next stat.
+    if (info.version !== undefined) {
+      this.linkCache.set(link, { version: info.version, digest });
+      if (this.linkCache.size > LINK_CACHE_TAGS) this.linkCache.delete(this.linkCache.keys().next().value as string);
+    }
+    return digest;
+  }
+
+  /** The digest the tag pointed at when last read, without any I/O (a guess to check, not an answer). */
+  peek(repo: string, tag: string): Digest | undefined {
+    return this.linkCache.get(paths.tagLink(repo, tag))?.digest;
   }
 
   /** What setting the tag writes (nothing when it already points there: it is only refreshed). */

@@ -12,6 +12,11 @@ export interface FileInfo {
    */
   modTime: Date;
   isDir: boolean;
+  /**
+   * Changes whenever the file's content may have changed (replaced, written, touched); equal
+   * versions mean the same content. Undefined when the driver cannot tell (callers then read).
+   */
+  version?: string;
 }
 
 export class PathNotFoundError extends Error {

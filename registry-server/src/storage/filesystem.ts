@@ -349,7 +349,8 @@ export class FilesystemDriver implements StorageDriver {
   async stat(path: string): Promise<FileInfo> {
     try {
       const st = await fs.stat(this.full(path));
-      return { path, size: st.size, modTime: st.mtime, isDir: st.isDirectory() };
+      // A replacement is a new inode (files are renamed into place) and any change moves ctime.
+      return { path, size: st.size, modTime: st.mtime, isDir: st.isDirectory(), version: `${st.ino}:${st.ctimeMs}:${st.size}` };
     } catch (err) {
       if (isMissing(err)) throw new PathNotFoundError(path);
       throw err;

@@ -1,6 +1,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { startServer, TestServer } from "../helpers/server";
 import {
   DOCKER_LIST,
@@ -140,6 +142,29 @@ describe("manifest push and pull", () => {
     }
     const unknownRepo = await getManifest("never-pushed", "latest");
     assert.equal(unknownRepo.status, 404);
+  });
+
+  it("a tag moved or removed behind the server's back (another process) is answered as it is on disk", async () => {
+    const a = await pushImage(srv.url, "moving", "t");
+    const b = await pushImage(srv.url, "moving", undefined);
+    for (let i = 0; i < 2; i++) assert.equal((await getManifest("moving", "t")).headers.get("docker-content-digest"), a.digest);
+    // Another process retags: a new link file renamed over the old one.
+    const link = join(srv.root, "docker/registry/v2/repositories/moving/_manifests/tags/t/current/link");
+    await writeFile(`${link}.new`, b.digest);
+    await rename(`${link}.new`, link);
+    const moved = await getManifest("moving", "t");
+    assert.equal(moved.headers.get("docker-content-digest"), b.digest);
+    assert.deepEqual(Buffer.from(await moved.arrayBuffer()), b.manifest);
+    // ... or rewrites it in place (registry:2 does), then drops the tag.
+    await writeFile(link, a.digest);
+    assert.equal((await getManifest("moving", "t")).headers.get("docker-content-digest"), a.digest);
+    await rm(join(srv.root, "docker/registry/v2/repositories/moving/_manifests/tags/t"), { recursive: true });
+    assert.equal((await getManifest("moving", "t")).status, 404);
+    // ... or deletes the manifest the tag points at (only its revision: the tag then resolves to nothing).
+    await putManifest(srv.url, "moving", "t", a.manifest, OCI_MANIFEST);
+    assert.equal((await getManifest("moving", "t")).status, 200);
+    await rm(join(srv.root, `docker/registry/v2/repositories/moving/_manifests/revisions/sha256/${a.digest.slice(7)}`), { recursive: true });
+    assert.equal((await getManifest("moving", "t")).status, 404);
   });
 
   it("a manifest pushed to one repository is unknown in another", async () => {
