@@ -8,6 +8,7 @@ import { FileInfo, ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { KeyedLock } from "../util/keyed-lock";
 import { UploadHash } from "../util/upload-hash";
+import { uploadReceived } from "../util/young-gc";
 import type { BlobStore } from "./blobs";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -95,6 +96,7 @@ export class UploadStore {
         const hashing = state?.hash.update(chunk);
         if (hashing) await hashing;
         await writer.write(chunk);
+        uploadReceived(chunk.length);
       }
       state?.hash.settle();
     } catch (err) {
