@@ -35,7 +35,10 @@ export class SlotPool {
   private readonly free: Buffer[] = [];
   private arenas = 0;
 
-  constructor(private readonly maxArenas = MAX_ARENAS) {}
+  constructor(
+    private maxArenas = MAX_ARENAS,
+    private readonly allocate = (pages: number): { buffer: ArrayBuffer } => new WebAssembly.Memory({ initial: pages, maximum: pages }),
+  ) {}
 
   /** Two slots (double buffering), or undefined when the pool is exhausted. */
   takePair(): [Buffer, Buffer] | undefined {
@@ -62,7 +65,15 @@ export class SlotPool {
   private grow(): boolean {
     if (this.arenas >= this.maxArenas) return false;
     const pages = (SLOTS_PER_ARENA * SLOT_BYTES) / 65536;
-    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    let memory: { buffer: ArrayBuffer };
+    try {
+      memory = this.allocate(pages);
+    } catch {
+      // No address space for it (V8 reserves guard regions around a WebAssembly memory; a
+      // `ulimit -v` or strict overcommit can refuse): make do with the arenas there are.
+      this.maxArenas = this.arenas;
+      return false;
+    }
     this.arenas++;
     for (let i = 0; i < SLOTS_PER_ARENA; i++) this.free.push(Buffer.from(memory.buffer, i * SLOT_BYTES, SLOT_BYTES));
     return true;

@@ -64,6 +64,15 @@ describe("direct I/O", () => {
     assert.equal(pool.idle, 8);
   });
 
+  it("a pool that cannot allocate an arena answers no slots (buffered I/O then), without throwing", () => {
+    const pool = new SlotPool(4, () => {
+      throw new RangeError("WebAssembly.Memory(): could not allocate memory");
+    });
+    assert.equal(pool.takePair(), undefined);
+    assert.equal(pool.takeOne(), undefined);
+    assert.equal(pool.idle, 0);
+  });
+
   it("every slot comes back after uploads committed, closed and cancelled, and downloads finished or abandoned", async () => {
     const driver = new FilesystemDriver(dir);
     await driver.init();
