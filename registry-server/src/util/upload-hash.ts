@@ -47,7 +47,7 @@ class WorkerGone extends Error {
   }
 }
 
-/** The process's hashing worker and its shared memory; started at first use, restarted after a failure. */
+/** The process's hashing worker and its segments; started at first use, restarted after a failure. */
 class HashWorker {
   private worker: Worker | undefined;
   /** Segments here and free; `allocated` counts those here and those at the worker. */
