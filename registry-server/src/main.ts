@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Entry point: `registry-server [serve]`. Configuration errors are one plain line and exit 2.
+import "./threadpool";
 import { Config, ConfigError, loadConfig } from "./config";
 import { createLogger, Logger } from "./log";
 import { createServer } from "./server";
