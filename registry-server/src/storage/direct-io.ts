@@ -9,6 +9,7 @@
 import { constants as fsConstants } from "node:fs";
 import * as fs from "node:fs/promises";
 import { FileWriter, StorageFullError } from "./driver";
+import { isFull, isUnsupported } from "./errno";
 
 // The one WebAssembly API used here (the DOM typings that declare it are not loaded).
 declare const WebAssembly: { Memory: new (size: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
@@ -81,15 +82,6 @@ export class SlotPool {
 }
 
 export const slotPool = new SlotPool();
-
-function isFull(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === "ENOSPC" || code === "EDQUOT";
-}
-
-function isUnsupported(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException).code === "EINVAL";
-}
 
 /** Where direct writes are tried, and how: the driver's side of a DirectFileWriter. */
 export interface DirectTarget {

@@ -5,6 +5,7 @@ import type * as fs from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { DIRECT_ALIGN, SLOT_BYTES, slotPool } from "./direct-io";
 import type { FileSource } from "./driver";
+import { isUnsupported } from "./errno";
 
 /** Buffers a download holds at once: being read into, or in the stream's hands. */
 const SENDS_IN_FLIGHT = 4;
@@ -15,10 +16,6 @@ const SENDS_IN_FLIGHT = 4;
 const READS_AHEAD = 2;
 /** Buffered downloads' buffers (SLOT_BYTES) kept between downloads. */
 const spareBuffers: Buffer[] = [];
-
-function isUnsupported(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException).code === "EINVAL";
-}
 
 /**
  * Sends a file through a ring of SENDS_IN_FLIGHT reused buffers of SLOT_BYTES: a buffer is read into

@@ -8,6 +8,7 @@ import * as nodePath from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { AdaptiveWriter, SLOT_BYTES } from "./direct-io";
+import { isFull, isMissing, isUnsupported } from "./errno";
 import { FilesystemFileSource } from "./file-source";
 import { FileInfo, FileSource, FileWriter, PathNotFoundError, PublishStep, StorageDriver, StorageFullError } from "./driver";
 
@@ -28,16 +29,6 @@ const SMALL_READ_BYTES = 8192;
 const KNOWN_DIRS = 8192;
 /** A large upload is datasynced in the background every so many bytes, overlapping writeback with the transfer. */
 const BACKGROUND_SYNC_BYTES = 32 << 20;
-
-function isMissing(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ENOTDIR";
-}
-
-function isFull(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === "ENOSPC" || code === "EDQUOT";
-}
 
 async function fsyncDir(dir: string): Promise<void> {
   const fh = await fs.open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
@@ -276,7 +267,7 @@ export class FilesystemDriver implements StorageDriver {
     try {
       return await fs.open(this.full(path), fsConstants.O_RDONLY | fsConstants.O_DIRECT);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+      if (!isUnsupported(err)) throw err;
       this.directWrites = false;
       return undefined;
     }

@@ -124,19 +124,16 @@ class HashWorker {
 
   /** A free segment, waiting for one (in turn) if need be; undefined if the worker of `generation` is gone. */
   async segment(generation: number): Promise<Buffer | undefined> {
-    for (;;) {
-      if (this.generation !== generation) return undefined;
-      const waited = this.waiters.length > 0;
-      if (!waited) {
-        const segment = this.takeSegment();
-        if (segment) return segment;
-      }
+    if (this.generation !== generation) return undefined;
+    let segment = this.takeSegment();
+    while (!segment) {
       await new Promise<void>((wake) => this.waiters.push(wake));
       if (this.generation !== generation) return undefined;
-      const segment = this.free.pop();
-      if (segment) return segment;
+      segment = this.free.pop();
     }
+    return segment;
   }
+
 
   /** Hands `length` bytes of the segment to the worker (transferred: the segment is unusable here until it comes back). */
   update(id: number, algorithm: string, segment: Buffer, length: number): void {
