@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
@@ -76,6 +76,24 @@ describe("FilesystemDriver", () => {
     await fsd.driver.putContent("/a/b/empty/seven", "7");
     assert.deepEqual((await fsd.driver.list("/a/b/full")).sort(), ["kept", "six"]);
     assert.deepEqual(await fsd.driver.list("/a/b/empty"), ["seven"]);
+    assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
+  });
+
+  it("remembers directories it found by stat and touch, and copes when another process removes or replaces them", async () => {
+    await mkdir(path.join(fsd.root, "s/t/u"), { recursive: true });
+    await writeFile(path.join(fsd.root, "s/t/u/file"), "f");
+    await fsd.driver.stat("/s/t/u/file");
+    await fsd.driver.touch("/s/t/u/file");
+    await fsd.driver.stat("/s/t");
+    // Gone: the direct rename into /s/t/u fails, the driver looks again.
+    await rm(path.join(fsd.root, "s"), { recursive: true });
+    await fsd.driver.putContent("/s/t/u/new", "n");
+    assert.deepEqual(await fsd.driver.list("/s/t/u"), ["new"]);
+    // Replaced by a file: a clear error, nothing half-written.
+    await rm(path.join(fsd.root, "s/t"), { recursive: true });
+    await writeFile(path.join(fsd.root, "s/t"), "not a directory");
+    await assert.rejects(fsd.driver.putContent("/s/t/u/again", "a"), /ENOTDIR|EEXIST|ENOTEMPTY/);
+    assert.equal((await readFile(path.join(fsd.root, "s/t"))).toString(), "not a directory");
     assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
   });
 
