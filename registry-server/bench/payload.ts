@@ -1,6 +1,6 @@
 // Blob contents without holding blobs in memory: a 16 MiB random pattern repeated, with a unique
 // id in front so that content addressing never dedupes two blobs (across phases, rounds, runs).
-import { createHash, Hash, randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
 const PATTERN_BYTES = 16 << 20;
 /** Size of the pieces handed to the socket (and the hash) at a time. */
@@ -28,14 +28,6 @@ export function* payload(id: string, start: number, end: number): Generator<Buff
     const n = Math.min(PIECE_BYTES, PATTERN_BYTES - at, end - pos);
     yield thePattern().subarray(at, at + n);
     pos += n;
-  }
-}
-
-/** Feeds what passes through into `hash` (the digest of what is sent, while it is sent). */
-export function* hashing(chunks: Iterable<Buffer>, hash: Hash): Generator<Buffer> {
-  for (const chunk of chunks) {
-    hash.update(chunk);
-    yield chunk;
   }
 }
 

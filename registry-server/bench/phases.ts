@@ -75,14 +75,10 @@ async function mono(ctx: PhaseContext): Promise<PhaseValues> {
 
 async function chunked(ctx: PhaseContext): Promise<PhaseValues> {
   const { server } = ctx.state;
-  const id = uid(ctx, "chunked");
-  const size = ctx.sizes.chunkedBytes;
-  let digest = "";
-  const t = await timed(server.pid, async () => {
-    digest = await server.client.pushChunked("big/chunked", id, size, ctx.sizes.chunkBytes);
-  });
-  ctx.state.roundBlobs.push(digest);
-  return bigBlobValues("chunked.mbps", "chunked.cpu", size, t);
+  const blob = prepareBlob(uid(ctx, "chunked"), ctx.sizes.chunkedBytes);
+  const t = await timed(server.pid, () => server.client.pushChunked("big/chunked", blob, ctx.sizes.chunkBytes));
+  ctx.state.roundBlobs.push(blob.digest);
+  return bigBlobValues("chunked.mbps", "chunked.cpu", blob.size, t);
 }
 
 async function pull(ctx: PhaseContext): Promise<PhaseValues> {
