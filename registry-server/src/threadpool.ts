@@ -1,16 +1,18 @@
-// The size of libuv's thread pool, which runs every file-system call: one thread per core, two at
-// least, four at most (node's default), unless UV_THREADPOOL_SIZE is set. libuv reads it when
-// the pool first starts, so this module is imported before anything else in main.ts.
+// The size of libuv's thread pool, which runs every file-system call: one thread more than the
+// cores, three at least, five at most, unless UV_THREADPOOL_SIZE is set. libuv reads it when the
+// pool first starts, so this module is imported before anything else in main.ts.
 //
-// On the two-core machines the bench runs on, every extra thread is one more to wake and switch
-// to per call (`finish_task_switch` and spin-unlock-irqrestore were ~30% of the samples of a
-// manifest PUT storm). A/B of UV_THREADPOOL_SIZE=2 against 4, interleaved: manifest PUT 947 vs
-// 814/s with 40% less system time, small blob uploads +7%, 8 parallel pushes +9%, pulls and
-// large pushes unchanged; 8 threads: PUT 693 vs 1011/s.
+// The extra thread is for the disk: a thread in fsync (~0.3 ms here, six per manifest PUT) holds
+// no core, and the calls queued behind it wait. More threads than that cost wake-ups and
+// switches (`finish_task_switch` and spin-unlock-irqrestore were ~30% of a manifest PUT storm's
+// samples with 4 threads when a PUT made ~40 calls). Interleaved A/Bs on two cores, 6 rounds,
+// after the metadata calls moved to fs-calls.ts: 3 threads against 2, manifest PUT 955 vs 807/s,
+// small blob uploads 1180 vs 1017/s, 8 parallel pushes 845 vs 738 MB/s, GET by tag the same
+// (7277 vs 7137/s); 4 threads: PUT like 3, GET by tag 6673 vs 7437/s (-10%).
 import { availableParallelism } from "node:os";
 
 export function threadPoolSize(env: NodeJS.ProcessEnv, cores: number): string {
-  return env.UV_THREADPOOL_SIZE ?? String(Math.min(4, Math.max(2, cores)));
+  return env.UV_THREADPOOL_SIZE ?? String(Math.min(5, Math.max(3, cores + 1)));
 }
 
 process.env.UV_THREADPOOL_SIZE = threadPoolSize(process.env, availableParallelism());

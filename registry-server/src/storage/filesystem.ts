@@ -31,6 +31,26 @@ const KNOWN_DIRS = 8192;
 /** A large upload is datasynced in the background every so many bytes, overlapping writeback with the transfer. */
 const BACKGROUND_SYNC_BYTES = 32 << 20;
 
+/** Directories staged under .tmp for a file whose directories are missing: `dir` becomes `missing`. */
+interface Stage {
+  dir: string;
+  /** Where the file is in the stage. */
+  file: string;
+  missing: string;
+  /** `missing` was guessed from the directories known to exist (not looked up). */
+  guessed: boolean;
+}
+
+/** A file written for a publication, in its stage when it has one. */
+interface Temporary {
+  file: string;
+  stage?: Stage;
+}
+
+async function removeTemporary(temp: Temporary): Promise<void> {
+  await fs.rm(temp.stage?.dir ?? temp.file, { recursive: true, force: true });
+}
+
 async function fsyncDir(dir: string): Promise<void> {
   const fd = await calls.open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
   try {
@@ -102,16 +122,30 @@ export class FilesystemDriver implements StorageDriver {
    * caller syncs it). When directories on the way are missing they are built under .tmp with
    * the file inside and renamed into place in one step, so a crash never leaves an empty blob,
    * link or tag directory behind (an empty tag directory would list a tag that does not resolve).
+   * When it fails, an `owned` file (a temporary) is removed wherever it was moved; another (an
+   * upload's data) is left where it is, in .tmp at worst, which cleanTemporaries purges.
    */
-  private async place(file: string, dest: string): Promise<string> {
+  private async place(temp: Temporary, dest: string, owned: boolean): Promise<string> {
+    const held: Temporary = { ...temp };
+    try {
+      return await this.placeHeld(held, dest);
+    } catch (err) {
+      if (owned) await removeTemporary(held);
+      throw err;
+    }
+  }
+
+  /** place(), keeping `held` up to date with where the file is. */
+  private async placeHeld(held: Temporary, dest: string): Promise<string> {
     const parent = nodePath.dirname(dest);
     // A file goes straight into a directory known to exist (one call). An unknown directory
     // under a known one is most likely new (callers look for a blob, link or tag before they
-    // write it, and every path found is remembered), so it is built staged at once. A wrong
-    // guess is caught by the renames below.
-    if (this.knownDirs.has(parent) || this.deepestKnown(parent) === undefined) {
+    // write it, and every path found is remembered), so it is built staged at once (new
+    // content was written in its stage already: see writeTemporary). A wrong guess is caught
+    // by the renames below.
+    if (!held.stage && (this.knownDirs.has(parent) || this.deepestKnown(parent) === undefined)) {
       try {
-        await calls.rename(file, dest);
+        await calls.rename(held.file, dest);
         this.rememberDir(parent);
         return parent;
       } catch (err) {
@@ -121,60 +155,74 @@ export class FilesystemDriver implements StorageDriver {
     // Which directories are missing: below the deepest one known to exist, as a guess (no
     // stats); a wrong guess fails the rename below and the next attempt looks. A writer that
     // loses a race to create the same directories also tries again.
-    let guess = true;
     for (let attempt = 0; ; attempt++) {
-      let missing: string | undefined;
-      if (guess) {
-        missing = this.deepestKnown(parent);
-        if (missing === undefined) guess = false;
-      }
-      if (!guess) {
-        missing = undefined;
-        for (let d = parent; d.length > this.root.length; d = nodePath.dirname(d)) {
-          if (await calls.statIfExists(d)) {
-            this.rememberDir(d);
-            break;
-          }
-          missing = d;
+      let stage = held.stage;
+      if (!stage) {
+        const guessed = attempt === 0 ? this.deepestKnown(parent) : undefined;
+        const missing = guessed ?? (await this.lookUpMissing(parent));
+        if (missing === undefined || attempt > 16) {
+          await this.ensureDir(parent);
+          await calls.rename(held.file, dest);
+          return parent;
         }
+        stage = await this.makeStage(missing, dest, guessed !== undefined);
+        await calls.rename(held.file, stage.file);
+        held.file = stage.file;
+        held.stage = stage;
       }
-      if (missing === undefined || attempt > 16) {
-        await this.ensureDir(parent);
-        await calls.rename(file, dest);
-        return parent;
-      }
-      const stage = this.tmpName();
-      const staged = nodePath.join(stage, nodePath.relative(missing, dest));
-      // The stage's directories, top down: each mkdir succeeds at the first try.
-      for (let d = stage; ; ) {
-        await calls.mkdir(d);
-        if (d.length >= staged.length - nodePath.basename(staged).length - 1) break;
-        d = staged.slice(0, staged.indexOf("/", d.length + 1));
-      }
-      await calls.rename(file, staged);
       try {
         // Replaces nothing but, at most, an empty directory another writer has just made. The
         // staged directories are not synced one by one: on a journaling file system (ext4, xfs)
         // syncing the directory that gains the new entry commits every earlier metadata change.
-        await calls.rename(stage, missing);
-        for (let d = parent; d.length >= missing.length; d = nodePath.dirname(d)) this.rememberDir(d);
-        return nodePath.dirname(missing);
+        await calls.rename(stage.dir, stage.missing);
+        for (let d = parent; d.length >= stage.missing.length; d = nodePath.dirname(d)) this.rememberDir(d);
+        return nodePath.dirname(stage.missing);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === "ENOENT" && guess) {
+        if (code === "ENOENT" && stage.guessed) {
           // A directory known to exist is gone (garbage collection removed a repository).
-          this.knownDirs.delete(nodePath.dirname(missing));
+          this.knownDirs.delete(nodePath.dirname(stage.missing));
         } else if (code !== "ENOTEMPTY" && code !== "EEXIST") {
           throw err;
         }
         // Someone created that directory meanwhile (or the guess was wrong): move the file out
         // of the stage and look again.
-        guess = false;
-        const next = this.tmpName();
-        await calls.rename(staged, next);
-        await fs.rm(stage, { recursive: true, force: true });
-        file = next;
+        const file = this.tmpName();
+        await calls.rename(stage.file, file);
+        held.file = file;
+        held.stage = undefined;
+        await fs.rm(stage.dir, { recursive: true, force: true });
       }
+    }
+  }
+
+  /** The topmost missing directory on the way to `dir`, looked up (stats, bottom up); undefined when `dir` exists. */
+  private async lookUpMissing(dir: string): Promise<string | undefined> {
+    let missing: string | undefined;
+    for (let d = dir; d.length > this.root.length; d = nodePath.dirname(d)) {
+      if (await calls.statIfExists(d)) {
+        this.rememberDir(d);
+        break;
+      }
+      missing = d;
+    }
+    return missing;
+  }
+
+  /** A new stage under .tmp holding the directories from `missing` down to `dest`'s (empty). */
+  private async makeStage(missing: string, dest: string, guessed: boolean): Promise<Stage> {
+    const dir = this.tmpName();
+    const file = nodePath.join(dir, nodePath.relative(missing, dest));
+    const deepest = nodePath.dirname(file);
+    try {
+      // Top down: each mkdir succeeds at the first try.
+      for (let d = dir; ; d = file.slice(0, file.indexOf("/", d.length + 1))) {
+        await calls.mkdir(d);
+        if (d.length >= deepest.length) return { dir, file, missing, guessed };
+      }
+    } catch (err) {
+      await fs.rm(dir, { recursive: true, force: true });
+      throw err;
     }
   }
 
@@ -199,20 +247,30 @@ export class FilesystemDriver implements StorageDriver {
     this.knownDirs.add(dir);
   }
 
-  /** Writes content to a new temporary file and syncs it; answers its path. */
-  private async writeTemporary(content: Buffer | string, path: string): Promise<string> {
-    const tmp = this.tmpName();
+  /**
+   * Writes content for `dest` to a new temporary file and syncs it. When `dest`'s directory is
+   * probably new, the file is written in a stage of the missing directories at once, so that
+   * placing it is one rename (a PUT of a new manifest by a new tag makes three such files).
+   */
+  private async writeTemporary(content: Buffer | string, path: string, dest: string): Promise<Temporary> {
+    const parent = nodePath.dirname(dest);
+    const missing = this.knownDirs.has(parent) ? undefined : this.deepestKnown(parent);
+    let temp: Temporary = { file: this.tmpName() };
     try {
-      const fd = await calls.open(tmp, "w");
+      if (missing !== undefined) {
+        const stage = await this.makeStage(missing, dest, true);
+        temp = { file: stage.file, stage };
+      }
+      const fd = await calls.open(temp.file, "w");
       try {
         await calls.writeAll(fd, typeof content === "string" ? Buffer.from(content) : content, 0);
         await calls.fsync(fd);
       } finally {
         await calls.close(fd);
       }
-      return tmp;
+      return temp;
     } catch (err) {
-      await fs.rm(tmp, { force: true });
+      await removeTemporary(temp);
       if (isFull(err)) throw new StorageFullError(path);
       throw err;
     }
@@ -230,21 +288,24 @@ export class FilesystemDriver implements StorageDriver {
     for (const [i, s] of steps.entries()) {
       if ("from" in s && !(await calls.statIfExists(sources[i] ?? ""))) throw new PathNotFoundError(s.from);
     }
-    const files = await Promise.allSettled(steps.map((s, i) => ("content" in s ? this.writeTemporary(s.content, s.path) : Promise.resolve(sources[i] ?? ""))));
+    const files = await Promise.allSettled(
+      steps.map((s, i): Promise<Temporary> => ("content" in s ? this.writeTemporary(s.content, s.path, targets[i]) : Promise.resolve({ file: sources[i] ?? "" }))),
+    );
     const failed = files.find((f): f is PromiseRejectedResult => f.status === "rejected");
     const written = files.map((f, i) => (f.status === "fulfilled" && "content" in steps[i] ? f.value : undefined));
     if (failed) {
-      await Promise.all(written.map((t) => (t ? fs.rm(t, { force: true }) : undefined)));
+      await Promise.all(written.map((t) => t && removeTemporary(t)));
       throw failed.reason;
     }
     const dirs = new Set<string>();
     let placed = 0;
     try {
       for (; placed < steps.length; placed++) {
-        dirs.add(await this.place((files[placed] as PromiseFulfilledResult<string>).value, targets[placed]));
+        dirs.add(await this.place((files[placed] as PromiseFulfilledResult<Temporary>).value, targets[placed], "content" in steps[placed]));
       }
     } catch (err) {
-      await Promise.all(written.slice(placed).map((t) => (t ? fs.rm(t, { force: true }) : undefined)));
+      // The step that failed has cleaned up after itself.
+      await Promise.all(written.slice(placed + 1).map((t) => t && removeTemporary(t)));
       if (isFull(err)) throw new StorageFullError(steps[placed].path);
       throw err;
     }

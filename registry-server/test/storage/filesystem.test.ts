@@ -95,6 +95,13 @@ describe("FilesystemDriver", () => {
     await assert.rejects(fsd.driver.putContent("/s/t/u/again", "a"), /ENOTDIR|EEXIST|ENOTEMPTY/);
     assert.equal((await readFile(path.join(fsd.root, "s/t"))).toString(), "not a directory");
     assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
+    // A file where a new directory was guessed: the content was written in its stage, which goes.
+    await fsd.driver.putContent("/v/one", "1");
+    await writeFile(path.join(fsd.root, "v/w"), "a file");
+    await assert.rejects(fsd.driver.putContent("/v/w/x/y", "y"), /ENOTDIR|EEXIST|ENOTEMPTY/);
+    await assert.rejects(fsd.driver.publish([{ path: "/v/two", content: "2" }, { path: "/v/w/z", content: "z" }, { path: "/v/three", content: "3" }]), /ENOTDIR|EEXIST|ENOTEMPTY/);
+    assert.deepEqual((await fsd.driver.list("/v")).sort(), ["one", "two", "w"]);
+    assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
   });
 
   it("cleanTemporaries removes only temporaries older than the given age", async () => {

@@ -4,10 +4,10 @@ import { describe, it } from "node:test";
 import { threadPoolSize } from "../../src/threadpool";
 
 describe("thread pool size", () => {
-  it("is one thread per core, two at least and four at most", () => {
+  it("is one thread more than the cores, three at least and five at most", () => {
     assert.deepEqual(
       [1, 2, 3, 4, 16].map((cores) => threadPoolSize({}, cores)),
-      ["2", "2", "3", "4", "4"],
+      ["3", "3", "4", "5", "5"],
     );
   });
 
