@@ -104,6 +104,33 @@ describe("FilesystemDriver", () => {
     assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
   });
 
+  it("answers from the disk for files it found or wrote recently (looked up synchronously): removed, replaced, rewritten, grown", async () => {
+    const d = fsd.driver;
+    await d.putContent("/hot/link", "first");
+    assert.equal((await d.getContent("/hot/link")).toString(), "first");
+    assert.equal((await d.stat("/hot/link")).size, 5);
+    // Rewritten in place by another process.
+    await writeFile(path.join(fsd.root, "hot/link"), "second!");
+    assert.equal((await d.getContent("/hot/link")).toString(), "second!");
+    assert.equal((await d.stat("/hot/link")).size, 7);
+    // Grown past what one small read takes.
+    const big = randomBytes(100_000);
+    await writeFile(path.join(fsd.root, "hot/link"), big);
+    assert.ok((await d.getContent("/hot/link")).equals(big));
+    // Removed, then back.
+    await rm(path.join(fsd.root, "hot/link"));
+    await assert.rejects(d.stat("/hot/link"), PathNotFoundError);
+    await assert.rejects(d.getContent("/hot/link"), PathNotFoundError);
+    await writeFile(path.join(fsd.root, "hot/link"), "third");
+    assert.equal((await d.getContent("/hot/link")).toString(), "third");
+    // Replaced by a directory.
+    await d.stat("/hot/link");
+    await rm(path.join(fsd.root, "hot/link"));
+    await mkdir(path.join(fsd.root, "hot/link"));
+    assert.equal((await d.stat("/hot/link")).isDir, true);
+    await assert.rejects(d.getContent("/hot/link"), /EISDIR/);
+  });
+
   it("cleanTemporaries removes only temporaries older than the given age", async () => {
     const tmp = path.join(fsd.root, ".tmp");
     await writeFile(path.join(tmp, "old"), "left by a crash");
