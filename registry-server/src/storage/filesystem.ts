@@ -2,7 +2,7 @@
 // temporary file under the same root (same filesystem, so rename is atomic), is fsynced, renamed
 // into place, and the directory holding the new entry is fsynced too. A crash at any moment
 // leaves the old file or the new one; temporaries live in <root>/.tmp and are never served.
-import { closeSync, constants as fsConstants, openSync, readSync, statSync } from "node:fs";
+import { closeSync, constants as fsConstants, openSync, readSync, statSync, utimesSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as nodePath from "node:path";
 import { randomBytes } from "node:crypto";
@@ -37,7 +37,7 @@ const KNOWN_DIRS = 8192;
  * where a lookup that must read the disk blocks only a pool thread.
  */
 const HOT_MS = 10_000;
-const HOT_PATHS = 16384;
+const HOT_PATHS = 8192;
 /** A large upload is datasynced in the background every so many bytes, overlapping writeback with the transfer. */
 const BACKGROUND_SYNC_BYTES = 32 << 20;
 
@@ -59,6 +59,16 @@ interface Temporary {
 
 async function removeTemporary(temp: Temporary): Promise<void> {
   await fs.rm(temp.stage?.dir ?? temp.file, { recursive: true, force: true });
+}
+
+function utimesSyncIfExists(full: string, time: Date): boolean {
+  try {
+    utimesSync(full, time, time);
+    return true;
+  } catch (err) {
+    if (isMissing(err)) return false;
+    throw err;
+  }
 }
 
 /**
@@ -505,7 +515,7 @@ export class FilesystemDriver implements StorageDriver {
       throw new PathNotFoundError(path);
     }
     const isDir = st.isDirectory();
-    if (!isDir) this.markHot(full);
+    this.markHot(full);
     this.rememberDir(isDir ? full : nodePath.dirname(full));
     // A replacement is a new inode (files are renamed into place) and any change moves ctime.
     return { path, size: st.size, modTime: st.mtime, isDir, version: `${st.ino}:${st.ctimeMs}:${st.size}` };
@@ -527,8 +537,13 @@ export class FilesystemDriver implements StorageDriver {
 
   async touch(path: string): Promise<void> {
     const full = this.full(path);
-    if (!(await calls.utimesIfExists(full, new Date()))) throw new PathNotFoundError(path);
+    // A recently found file's inode is in memory: setting its times there is a lookup and a store.
+    if (!(this.isHot(full) ? utimesSyncIfExists(full, new Date()) : await calls.utimesIfExists(full, new Date()))) {
+      this.hot.delete(full);
+      throw new PathNotFoundError(path);
+    }
     this.rememberDir(nodePath.dirname(full));
+    this.markHot(full);
   }
 
   async delete(path: string): Promise<void> {

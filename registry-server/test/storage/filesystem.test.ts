@@ -123,6 +123,13 @@ describe("FilesystemDriver", () => {
     await assert.rejects(d.getContent("/hot/link"), PathNotFoundError);
     await writeFile(path.join(fsd.root, "hot/link"), "third");
     assert.equal((await d.getContent("/hot/link")).toString(), "third");
+    // Touched: the time moves on the disk; once removed, touch says so.
+    await utimes(path.join(fsd.root, "hot/link"), new Date(1e12), new Date(1e12));
+    await d.touch("/hot/link");
+    assert.ok((await d.stat("/hot/link")).modTime.getTime() > Date.now() - 60_000);
+    await rm(path.join(fsd.root, "hot/link"));
+    await assert.rejects(d.touch("/hot/link"), PathNotFoundError);
+    await writeFile(path.join(fsd.root, "hot/link"), "third");
     // Replaced by a directory.
     await d.stat("/hot/link");
     await rm(path.join(fsd.root, "hot/link"));
