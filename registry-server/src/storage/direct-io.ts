@@ -9,6 +9,7 @@
 import { constants as fsConstants } from "node:fs";
 import * as fs from "node:fs/promises";
 import { FileWriter, StorageFullError } from "./driver";
+import { IdleRelease } from "../util/idle-release";
 import { isFull, isUnsupported } from "./errno";
 
 // The one WebAssembly API used here (the DOM typings that declare it are not loaded).
@@ -33,34 +34,57 @@ const MAX_ARENAS = 4;
  * slot is taken; when all arenas are taken, callers write buffered instead.
  */
 export class SlotPool {
-  private readonly free: Buffer[] = [];
+  private free: Buffer[] = [];
   private arenas = 0;
+  /** Arenas whose slots are all free are let go after a quiet spell (see idle-release.ts). */
+  private readonly idleRelease: IdleRelease;
 
   constructor(
     private maxArenas = MAX_ARENAS,
     private readonly allocate = (pages: number): { buffer: ArrayBuffer } => new WebAssembly.Memory({ initial: pages, maximum: pages }),
-  ) {}
+    idleMs?: number,
+  ) {
+    this.idleRelease = new IdleRelease(() => this.releaseFreeArenas(), idleMs);
+  }
 
   /** Two slots (double buffering), or undefined when the pool is exhausted. */
   takePair(): [Buffer, Buffer] | undefined {
+    this.idleRelease.touch();
     if (this.free.length < 2 && !this.grow()) return undefined;
     const a = this.free.pop() as Buffer;
     const b = this.free.pop() as Buffer;
     return [a, b];
   }
 
-  /** Slots allocated and free. */
+  /** Slots that can be taken now: free ones, and those of arenas not allocated yet. */
   get idle(): number {
-    return this.free.length;
+    return this.free.length + (this.maxArenas - this.arenas) * SLOTS_PER_ARENA;
+  }
+
+  /** Arenas allocated (tests). */
+  get allocated(): number {
+    return this.arenas;
   }
 
   takeOne(): Buffer | undefined {
+    this.idleRelease.touch();
     if (this.free.length === 0 && !this.grow()) return undefined;
     return this.free.pop();
   }
 
   give(slot: Buffer): void {
     this.free.push(slot);
+    this.idleRelease.touch();
+  }
+
+  /** Drops every arena whose slots are all free (the GC then returns its memory). */
+  releaseFreeArenas(): void {
+    const byArena = new Map<ArrayBufferLike, number>();
+    for (const slot of this.free) byArena.set(slot.buffer, (byArena.get(slot.buffer) ?? 0) + 1);
+    const unused = new Set([...byArena].filter(([, n]) => n === SLOTS_PER_ARENA).map(([arena]) => arena));
+    if (unused.size === 0) return;
+    this.free = this.free.filter((slot) => !unused.has(slot.buffer));
+    this.arenas -= unused.size;
   }
 
   private grow(): boolean {
