@@ -29,7 +29,8 @@ const SMALL_READ_BYTES = 8192;
 /** Directories remembered as existing, at most (the first remembered are forgotten first). */
 const KNOWN_DIRS = 8192;
 /**
- * Files found or written this recently are looked up synchronously (see stat). A lookup whose
+ * Paths (files and directories) found or written this recently are looked up synchronously
+ * (stat, getContent of a small file, touch). A lookup whose
  * path the kernel has cached takes 1-3 µs on the calling thread; a thread-pool round trip costs
  * the event loop 20-40 µs here (waking a pool thread, then being woken), which was 30% of the
  * main thread's time in a storm of GETs by tag. What was found seconds ago is still cached (the
@@ -131,7 +132,7 @@ export class FilesystemDriver implements StorageDriver {
   private readonly dirSyncs = new Map<string, { running?: Promise<void>; queued?: Promise<void> }>();
   /** Directories seen to exist, so that placing a file in a new directory needs no stats. */
   private readonly knownDirs = new Set<string>();
-  /** Files found or written recently (full path -> when), looked up synchronously. */
+  /** Paths found or written recently (full path -> when), looked up synchronously. */
   private readonly hot = new Map<string, number>();
   /** Large files are written and read past the page cache (direct-io.ts) until the file system refuses it. */
   private directWrites = true;
