@@ -30,12 +30,12 @@ const SMALL_READ_BYTES = 8192;
 const KNOWN_DIRS = 8192;
 /**
  * Paths (files and directories) found or written this recently are looked up synchronously
- * (stat, getContent of a small file, touch). A lookup whose
- * path the kernel has cached takes 1-3 µs on the calling thread; a thread-pool round trip costs
- * the event loop 20-40 µs here (waking a pool thread, then being woken), which was 30% of the
- * main thread's time in a storm of GETs by tag. What was found seconds ago is still cached (the
- * dentry and inode caches are the last memory the kernel reclaims); anything else goes to the pool,
- * where a lookup that must read the disk blocks only a pool thread.
+ * (stat, getContent of a small file, touch). A lookup whose path the kernel has cached takes
+ * 1-3 µs on the calling thread; a thread-pool round trip costs the event loop 20-40 µs here
+ * (waking a pool thread, then being woken), which was 30% of the main thread's time in a storm
+ * of GETs by tag. What was found seconds ago is all but certainly still cached (the kernel
+ * reclaims dentries and inodes least recently used first); anything else goes to the pool, where
+ * a lookup that must read the disk blocks only a pool thread.
  */
 const HOT_MS = 10_000;
 const HOT_PATHS = 8192;
