@@ -132,7 +132,8 @@ export const OUR_NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? "--max-old-space-
 /** The malloc settings of its image (ENV in the Dockerfile). */
 export const OUR_MALLOC_ENV = { MALLOC_ARENA_MAX: "2", MALLOC_MMAP_THRESHOLD_: "131072" };
 
-export async function startOurs(root: string, mainJs: string): Promise<ServerHandle> {
+/** Our server from `mainJs`; `nodeFlags` and `extraEnv` override the image's settings (A/Bs). */
+export async function startOurs(root: string, mainJs: string, nodeFlags = OUR_NODE_FLAGS, extraEnv: Record<string, string> = {}): Promise<ServerHandle> {
   const port = await freePort();
   const env = cleanEnv({
     REGISTRY_HTTP_ADDR: `${HOST}:${port}`,
@@ -140,8 +141,9 @@ export async function startOurs(root: string, mainJs: string): Promise<ServerHan
     REGISTRY_LOG_LEVEL: "warn",
     REGISTRY_LOG_FORMATTER: "json",
     ...OUR_MALLOC_ENV,
+    ...extraEnv,
   });
-  return launch("ours", root, port, process.execPath, [...OUR_NODE_FLAGS, mainJs, "serve"], env);
+  return launch("ours", root, port, process.execPath, [...nodeFlags, mainJs, "serve"], env);
 }
 
 export async function startReference(root: string, configPath: string): Promise<ServerHandle> {
