@@ -211,6 +211,17 @@ export class FilesystemDriver implements StorageDriver {
     // write it, and every path found is remembered), so it is built staged at once (new
     // content was written in its stage already: see writeTemporary). A wrong guess is caught
     // by the renames below.
+    if (held.stage && this.knownDirs.has(parent)) {
+      // The directory appeared since the file was staged: an earlier step of the same publication
+      // made it (a revision's link after its media type). Straight in; the empty stage goes.
+      try {
+        await calls.rename(held.file, dest);
+        await fs.rm(held.stage.dir, { recursive: true, force: true }).catch(() => undefined);
+        return parent;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+    }
     if (!held.stage && (this.knownDirs.has(parent) || this.deepestKnown(parent) === undefined)) {
       try {
         await calls.rename(held.file, dest);

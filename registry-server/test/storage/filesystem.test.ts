@@ -138,6 +138,18 @@ describe("FilesystemDriver", () => {
     await assert.rejects(d.getContent("/hot/link"), /EISDIR/);
   });
 
+  it("publishes several new files into the same new directory, each staged, none left in .tmp", async () => {
+    await fsd.driver.putContent("/pub/known", "k");
+    await fsd.driver.publish([
+      { path: "/pub/new/dir/mediatype", content: "m" },
+      { path: "/pub/new/dir/link", content: "l" },
+      { path: "/pub/new/other/link", content: "o" },
+    ]);
+    assert.deepEqual((await fsd.driver.list("/pub/new/dir")).sort(), ["link", "mediatype"]);
+    assert.equal((await fsd.driver.getContent("/pub/new/other/link")).toString(), "o");
+    assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
+  });
+
   it("cleanTemporaries removes only temporaries older than the given age", async () => {
     const tmp = path.join(fsd.root, ".tmp");
     await writeFile(path.join(tmp, "old"), "left by a crash");
