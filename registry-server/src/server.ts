@@ -32,6 +32,7 @@ export interface ServerOptions {
 export async function createServer(config: Config, log: Logger, options: ServerOptions = {}): Promise<RegistryServer> {
   const driver = new FilesystemDriver(config.storage.rootDirectory);
   await driver.init();
+  if (!driver.synchronousLookups) log.info("storage is not on a local file system: every lookup goes through the thread pool", { root: config.storage.rootDirectory });
   const stale = await driver.cleanTemporaries(STALE_TEMPORARY_MS);
   if (stale > 0) log.info("removed stale temporary files", { count: stale });
   const usage = new StorageUsage(driver, config.storage);

@@ -39,6 +39,28 @@ const KNOWN_DIRS = 8192;
  */
 const HOT_MS = 10_000;
 const HOT_PATHS = 8192;
+
+/**
+ * File systems on a local disk or in memory, by statfs magic number, where a cached lookup never
+ * waits on anything but the machine itself. Anywhere else (NFS, SMB, FUSE such as Docker Desktop's
+ * file sharing, virtiofs, 9p) a synchronous lookup could hold the event loop, and with it every
+ * request and health check, for as long as a server or the host takes to answer.
+ */
+const LOCAL_FILE_SYSTEMS: Record<number, string> = {
+  0xef53: "ext2/3/4",
+  0x58465342: "xfs",
+  0x9123683e: "btrfs",
+  0x2fc12fc1: "zfs",
+  0xf2f52010: "f2fs",
+  0x01021994: "tmpfs",
+  0x794c7630: "overlayfs",
+  0x858458f6: "ramfs",
+};
+
+/** Whether synchronous lookups of recent paths are safe on a file system of this statfs type. */
+export function isLocalFileSystem(type: number): boolean {
+  return LOCAL_FILE_SYSTEMS[type] !== undefined;
+}
 /** A large upload is datasynced in the background every so many bytes, overlapping writeback with the transfer. */
 const BACKGROUND_SYNC_BYTES = 32 << 20;
 
@@ -134,6 +156,8 @@ export class FilesystemDriver implements StorageDriver {
   private readonly knownDirs = new Set<string>();
   /** Paths found or written recently (full path -> when), looked up synchronously. */
   private readonly hot = new Map<string, number>();
+  /** Recent paths are looked up synchronously only on a local file system (set by init). */
+  private syncLookups = false;
   /** Large files are written and read past the page cache (direct-io.ts) until the file system refuses it. */
   private directWrites = true;
   /** Names of temporaries: this process's random prefix and a counter (unique without a random draw each). */
@@ -149,6 +173,12 @@ export class FilesystemDriver implements StorageDriver {
   async init(): Promise<void> {
     await fs.mkdir(this.tmpDir, { recursive: true });
     await fs.access(this.root, fsConstants.W_OK | fsConstants.R_OK);
+    this.syncLookups = isLocalFileSystem((await fs.statfs(this.root)).type);
+  }
+
+  /** Whether recent paths are looked up synchronously (a local file system). */
+  get synchronousLookups(): boolean {
+    return this.syncLookups;
   }
 
   /** Removes temporaries older than maxAgeMs left by a crashed process. */
@@ -320,6 +350,7 @@ export class FilesystemDriver implements StorageDriver {
 
   /** Whether `full` was found or written less than HOT_MS ago. */
   private isHot(full: string): boolean {
+    if (!this.syncLookups) return false;
     const at = this.hot.get(full);
     if (at === undefined) return false;
     if (Date.now() - at < HOT_MS) return true;
@@ -328,6 +359,7 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   private markHot(full: string): void {
+    if (!this.syncLookups) return;
     if (!this.hot.delete(full) && this.hot.size >= HOT_PATHS) this.hot.delete(this.hot.keys().next().value as string);
     this.hot.set(full, Date.now());
   }

@@ -4,12 +4,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, statfs, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { PathNotFoundError, StorageFullError } from "../../src/storage/driver";
-import { FilesystemDriver } from "../../src/storage/filesystem";
+import { FilesystemDriver, isLocalFileSystem } from "../../src/storage/filesystem";
 import { driverContract, readAll } from "./driver-contract";
 
 async function makeFilesystemDriver(parent = tmpdir()): Promise<{ driver: FilesystemDriver; root: string; cleanup(): Promise<void> }> {
@@ -148,6 +148,20 @@ describe("FilesystemDriver", () => {
     assert.deepEqual((await fsd.driver.list("/pub/new/dir")).sort(), ["link", "mediatype"]);
     assert.equal((await fsd.driver.getContent("/pub/new/other/link")).toString(), "o");
     assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
+  });
+
+  it("looks recent paths up synchronously only on local file systems", async () => {
+    assert.deepEqual(
+      [0xef53, 0x58465342, 0x01021994, 0x794c7630].map(isLocalFileSystem),
+      [true, true, true, true],
+      "ext4, xfs, tmpfs, overlayfs",
+    );
+    assert.deepEqual(
+      [0x6969, 0xfe534d42, 0x65735546, 0x6a656a63, 0x01021997].map(isLocalFileSystem),
+      [false, false, false, false, false],
+      "NFS, SMB2, FUSE, virtiofs, 9p",
+    );
+    assert.equal(fsd.driver.synchronousLookups, isLocalFileSystem((await statfs(fsd.root)).type));
   });
 
   it("cleanTemporaries removes only temporaries older than the given age", async () => {
