@@ -241,20 +241,12 @@ export class FilesystemDriver implements StorageDriver {
     // write it, and every path found is remembered), so it is built staged at once (new
     // content was written in its stage already: see writeTemporary). A wrong guess is caught
     // by the renames below.
-    if (held.stage && this.knownDirs.has(parent)) {
-      // The directory appeared since the file was staged: an earlier step of the same publication
-      // made it (a revision's link after its media type). Straight in; the empty stage goes.
+    // A staged file whose directory appeared meanwhile (an earlier step of the same publication
+    // made it: a revision's link after its media type) goes straight in too; its stage goes.
+    if (this.knownDirs.has(parent) || (!held.stage && this.deepestKnown(parent) === undefined)) {
       try {
         await calls.rename(held.file, dest);
-        await fs.rm(held.stage.dir, { recursive: true, force: true }).catch(() => undefined);
-        return parent;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      }
-    }
-    if (!held.stage && (this.knownDirs.has(parent) || this.deepestKnown(parent) === undefined)) {
-      try {
-        await calls.rename(held.file, dest);
+        if (held.stage) await fs.rm(held.stage.dir, { recursive: true, force: true }).catch(() => undefined);
         this.rememberDir(parent);
         return parent;
       } catch (err) {
@@ -360,7 +352,8 @@ export class FilesystemDriver implements StorageDriver {
 
   private markHot(full: string): void {
     if (!this.syncLookups) return;
-    if (!this.hot.delete(full) && this.hot.size >= HOT_PATHS) this.hot.delete(this.hot.keys().next().value as string);
+    // Refreshed in place (first in, first out): moving an entry to the end on every lookup costs more.
+    if (!this.hot.has(full) && this.hot.size >= HOT_PATHS) this.hot.delete(this.hot.keys().next().value as string);
     this.hot.set(full, Date.now());
   }
 

@@ -26,7 +26,6 @@ function unlessMissing<T>(start: (done: Callback<T>) => void): Promise<T | undef
   });
 }
 
-export const stat = (path: string): Promise<fs.Stats> => call((done) => fs.stat(path, done));
 export const statIfExists = (path: string): Promise<fs.Stats | undefined> => unlessMissing((done) => fs.stat(path, done));
 
 /** Sets both times; false when the path does not exist. */

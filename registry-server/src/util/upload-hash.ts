@@ -1,5 +1,5 @@
 // The running digest of an upload. Small uploads are hashed on the main thread; past its first
-// MiB an upload is hashed on a worker thread: the main thread copies the bytes into 256 KiB
+// MiB an upload is hashed on a worker thread: the main thread copies the bytes into 512 KiB
 // segments (one memcpy, ~0.05 s/GiB, against ~0.65 s/GiB of SHA-256 taken off the thread that
 // also parses every request) and transfers each full one to the worker, which sends it back once
 // hashed. Profile of 512 MiB pushes before: SHA-256 was 30% of the server's samples, all on the
