@@ -11,6 +11,7 @@ import { AdaptiveWriter, SLOT_BYTES } from "./direct-io";
 import { isFull, isMissing, isUnsupported } from "./errno";
 import { FilesystemFileSource } from "./file-source";
 import * as calls from "./fs-calls";
+import { RecentPaths } from "./recent-paths";
 import { FileInfo, FileSource, FileWriter, PathNotFoundError, PublishStep, StorageDriver, StorageFullError } from "./driver";
 
 /** Where atomic writes stage their files, under the root (same file system, so renames are atomic). */
@@ -35,10 +36,12 @@ const KNOWN_DIRS = 8192;
  * (waking a pool thread, then being woken), which was 30% of the main thread's time in a storm
  * of GETs by tag. What was found seconds ago is all but certainly still cached (the kernel
  * reclaims dentries and inodes least recently used first); anything else goes to the pool, where
- * a lookup that must read the disk blocks only a pool thread.
+ * a lookup that must read the disk blocks only a pool thread. 30 s and 32768 paths cover a push
+ * of a few thousand images (the manifest PUTs touch the blobs pushed just before them: with 10 s
+ * and 8192 paths, half of those touches in the bench went to the pool).
  */
-const HOT_MS = 10_000;
-const HOT_PATHS = 8192;
+const HOT_MS = 30_000;
+const HOT_PATHS = 32768;
 
 /**
  * File systems on a local disk or in memory, by statfs magic number, where a cached lookup never
@@ -116,7 +119,7 @@ function readSmallSync(full: string): Buffer | null | undefined {
 }
 
 /** A file's whole content; undefined when it does not exist. */
-async function readContent(full: string): Promise<Buffer | undefined> {
+async function readContent(full: string, closeHere: boolean): Promise<Buffer | undefined> {
   const fd = await calls.openIfExists(full, "r");
   if (fd === undefined) return undefined;
   try {
@@ -135,18 +138,24 @@ async function readContent(full: string): Promise<Buffer | undefined> {
       length += n;
     }
   } finally {
-    await calls.close(fd);
+    await calls.closeFd(fd, closeHere);
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+async function fsyncDir(dir: string, closeHere: boolean): Promise<void> {
   const fd = await calls.open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
   try {
     await calls.fsync(fd);
   } finally {
-    await calls.close(fd);
+    await calls.closeFd(fd, closeHere);
   }
 }
+
+/**
+ * Flags of a new temporary: each write returns once its data and the file's inode are on stable
+ * storage (O_SYNC: what write then fsync guarantees, in one call instead of two).
+ */
+const SYNCED_NEW_FILE = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_SYNC;
 
 export class FilesystemDriver implements StorageDriver {
   readonly name = "filesystem";
@@ -154,10 +163,13 @@ export class FilesystemDriver implements StorageDriver {
   private readonly dirSyncs = new Map<string, { running?: Promise<void>; queued?: Promise<void> }>();
   /** Directories seen to exist, so that placing a file in a new directory needs no stats. */
   private readonly knownDirs = new Set<string>();
-  /** Paths found or written recently (full path -> when), looked up synchronously. */
-  private readonly hot = new Map<string, number>();
-  /** Recent paths are looked up synchronously only on a local file system (set by init). */
-  private syncLookups = false;
+  /** Paths found or written recently, looked up synchronously. */
+  private readonly hot: RecentPaths;
+  /**
+   * A local file system (set by init): only there are recent paths looked up, and descriptors
+   * closed, on the event loop.
+   */
+  private localFs = false;
   /** Large files are written and read past the page cache (direct-io.ts) until the file system refuses it. */
   private directWrites = true;
   /** Names of temporaries: this process's random prefix and a counter (unique without a random draw each). */
@@ -167,18 +179,19 @@ export class FilesystemDriver implements StorageDriver {
   constructor(readonly root: string) {
     this.root = nodePath.resolve(root);
     this.tmpDir = nodePath.join(this.root, TMP_DIR);
+    this.hot = new RecentPaths(this.root.length, HOT_MS, HOT_PATHS);
   }
 
   /** Creates the root; fails with a clear message when it is not a writable directory. */
   async init(): Promise<void> {
     await fs.mkdir(this.tmpDir, { recursive: true });
     await fs.access(this.root, fsConstants.W_OK | fsConstants.R_OK);
-    this.syncLookups = isLocalFileSystem((await fs.statfs(this.root)).type);
+    this.localFs = isLocalFileSystem((await fs.statfs(this.root)).type);
   }
 
   /** Whether recent paths are looked up synchronously (a local file system). */
   get synchronousLookups(): boolean {
-    return this.syncLookups;
+    return this.localFs;
   }
 
   /** Removes temporaries older than maxAgeMs left by a crashed process. */
@@ -212,7 +225,7 @@ export class FilesystemDriver implements StorageDriver {
       toSync.push(nodePath.dirname(d));
       if (d === first || d.length <= this.root.length) break;
     }
-    for (const d of toSync) await fsyncDir(d);
+    for (const d of toSync) await fsyncDir(d, this.localFs);
   }
 
   /**
@@ -342,19 +355,11 @@ export class FilesystemDriver implements StorageDriver {
 
   /** Whether `full` was found or written less than HOT_MS ago. */
   private isHot(full: string): boolean {
-    if (!this.syncLookups) return false;
-    const at = this.hot.get(full);
-    if (at === undefined) return false;
-    if (Date.now() - at < HOT_MS) return true;
-    this.hot.delete(full);
-    return false;
+    return this.localFs && this.hot.has(full);
   }
 
   private markHot(full: string): void {
-    if (!this.syncLookups) return;
-    // Refreshed in place (first in, first out): moving an entry to the end on every lookup costs more.
-    if (!this.hot.has(full) && this.hot.size >= HOT_PATHS) this.hot.delete(this.hot.keys().next().value as string);
-    this.hot.set(full, Date.now());
+    if (this.localFs) this.hot.add(full);
   }
 
   /** Notes a directory that exists (a hint for place(); a wrong one costs a retry). */
@@ -379,12 +384,14 @@ export class FilesystemDriver implements StorageDriver {
         const stage = await this.makeStage(missing, dest, true);
         temp = { file: stage.file, stage };
       }
-      const fd = await calls.open(temp.file, "w");
+      const fd = await calls.open(temp.file, SYNCED_NEW_FILE);
       try {
-        await calls.writeAll(fd, typeof content === "string" ? Buffer.from(content) : content, 0);
-        await calls.fsync(fd);
+        const data = typeof content === "string" ? Buffer.from(content) : content;
+        await calls.writeAll(fd, data, 0);
+        // No write, no sync: an empty file's inode still has to reach the disk.
+        if (data.length === 0) await calls.fsync(fd);
       } finally {
-        await calls.close(fd);
+        await calls.closeFd(fd, this.localFs);
       }
       return temp;
     } catch (err) {
@@ -445,7 +452,7 @@ export class FilesystemDriver implements StorageDriver {
     if (entry.queued) return entry.queued;
     const e = entry;
     const start = (): Promise<void> => {
-      const run = fsyncDir(dir).finally(() => {
+      const run = fsyncDir(dir, this.localFs).finally(() => {
         if (e.running === run) e.running = undefined;
         if (!e.running && !e.queued && this.dirSyncs.get(dir) === e) this.dirSyncs.delete(dir);
       });
@@ -491,12 +498,12 @@ export class FilesystemDriver implements StorageDriver {
     if (this.isHot(full)) {
       const small = readSmallSync(full);
       if (small === null) {
-        this.hot.delete(full);
+        this.hot.forget(full);
         throw new PathNotFoundError(path);
       }
       if (small) return small;
     }
-    const content = await readContent(full);
+    const content = await readContent(full, this.localFs);
     if (!content) throw new PathNotFoundError(path);
     this.markHot(full);
     return content;
@@ -548,7 +555,7 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.full(path);
     const st = this.isHot(full) ? statSync(full, { throwIfNoEntry: false }) : await calls.statIfExists(full);
     if (!st) {
-      this.hot.delete(full);
+      this.hot.forget(full);
       throw new PathNotFoundError(path);
     }
     const isDir = st.isDirectory();
@@ -576,7 +583,7 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.full(path);
     // A recently found file's inode is in memory: setting its times there is a lookup and a store.
     if (!(this.isHot(full) ? utimesSyncIfExists(full, new Date()) : await calls.utimesIfExists(full, new Date()))) {
-      this.hot.delete(full);
+      this.hot.forget(full);
       throw new PathNotFoundError(path);
     }
     this.rememberDir(nodePath.dirname(full));
