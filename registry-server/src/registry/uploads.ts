@@ -93,10 +93,12 @@ export class UploadStore {
     let failure: unknown;
     try {
       for await (const chunk of body) {
-        const hashing = state?.hash.update(chunk);
+        const length = chunk.length;
+        // Written first: a chunk the writer copied can be handed to the hashing worker as it is.
+        const copied = await writer.write(chunk);
+        const hashing = state?.hash.update(chunk, copied);
         if (hashing) await hashing;
-        await writer.write(chunk);
-        uploadReceived(chunk.length);
+        uploadReceived(length);
       }
       state?.hash.settle();
     } catch (err) {

@@ -141,14 +141,20 @@ export class AdaptiveWriter implements FileWriter {
     return (this.inner ? this.inner.size : this.startSize) + this.heldBytes;
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  async write(chunk: Buffer): Promise<boolean> {
     if (this.inner) return this.inner.write(chunk);
     this.held.push(chunk);
     this.heldBytes += chunk.length;
-    if (this.heldBytes >= SLOT_BYTES) {
-      this.inner = await this.choose();
-      await this.release();
+    if (this.heldBytes < SLOT_BYTES) return false;
+    this.inner = await this.choose();
+    // The held chunks, this one last, are now the chosen writer's.
+    let copied = false;
+    while (this.held.length > 0) {
+      const held = this.held.shift() as Buffer;
+      this.heldBytes -= held.length;
+      copied = await this.inner.write(held);
     }
+    return copied;
   }
 
   private async choose(): Promise<FileWriter> {
@@ -166,20 +172,15 @@ export class AdaptiveWriter implements FileWriter {
     }
   }
 
-  /** Hands what is held to the chosen writer. */
-  private async release(): Promise<void> {
-    const inner = this.inner as FileWriter;
-    while (this.held.length > 0) {
-      const chunk = this.held.shift() as Buffer;
-      this.heldBytes -= chunk.length;
-      await inner.write(chunk);
-    }
-  }
-
   private async settle(): Promise<FileWriter> {
     if (!this.inner) {
-      this.inner = this.fallback(this.fh, this.startSize);
-      await this.release();
+      const inner = this.fallback(this.fh, this.startSize);
+      this.inner = inner;
+      while (this.held.length > 0) {
+        const held = this.held.shift() as Buffer;
+        this.heldBytes -= held.length;
+        await inner.write(held);
+      }
     }
     return this.inner;
   }
@@ -234,7 +235,7 @@ export class DirectFileWriter implements FileWriter {
     return this.written + this.inFlightBytes + this.fill;
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  async write(chunk: Buffer): Promise<boolean> {
     if (this.failure !== undefined) throw this.failure;
     let at = 0;
     while (at < chunk.length) {
@@ -247,6 +248,7 @@ export class DirectFileWriter implements FileWriter {
         this.startWrite(SLOT_BYTES);
       }
     }
+    return true;
   }
 
   /** Writes the first `bytes` of the filling slot at the current end, and swaps slots. */

@@ -49,8 +49,12 @@ export class StorageFullError extends Error {
 export interface FileWriter {
   /** Bytes in the file, including what was there before an append. */
   readonly size: number;
-  /** Accepts a chunk; resolves when the writer can take more (backpressure). */
-  write(chunk: Buffer): Promise<void>;
+  /**
+   * Accepts a chunk; resolves when the writer can take more (backpressure), with true when the
+   * writer has copied the chunk and keeps no reference to it (the caller may then hand the
+   * chunk's memory on: upload-hash.ts transfers it to its worker), false when it keeps the chunk.
+   */
+  write(chunk: Buffer): Promise<boolean>;
   /** Flushes and syncs to stable storage, then closes. */
   commit(): Promise<void>;
   /** Flushes and closes without syncing; the file can be appended to later. */

@@ -660,7 +660,7 @@ class FilesystemFileWriter implements FileWriter {
     return this.written + this.inFlightBytes + this.pendingBytes;
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  async write(chunk: Buffer): Promise<boolean> {
     if (this.failure !== undefined) throw this.failure;
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
@@ -669,6 +669,7 @@ class FilesystemFileWriter implements FileWriter {
       if (this.failure !== undefined) throw this.failure;
       this.startFlush();
     }
+    return false;
   }
 
   private startFlush(): void {

@@ -1,10 +1,16 @@
 // The running digest of an upload. Small uploads are hashed on the main thread; past its first
-// MiB an upload is hashed on a worker thread: the main thread copies the bytes into 512 KiB
-// segments (one memcpy, ~0.05 s/GiB, against ~0.65 s/GiB of SHA-256 taken off the thread that
-// also parses every request) and transfers each full one to the worker, which sends it back once
-// hashed. Profile of 512 MiB pushes before: SHA-256 was 30% of the server's samples, all on the
-// main thread, then ~85% busy. (Shared memory was tried first: copies into a SharedArrayBuffer
-// go through V8's relaxed memmove, 17% of the samples.)
+// MiB an upload is hashed on a worker thread. Profile of 512 MiB pushes before: SHA-256 was 30% of
+// the server's samples, all on the main thread, then ~85% busy. The bytes reach the worker in
+// one of two ways, in order, 512 KiB or more per message:
+// - a chunk its writer has copied (into an O_DIRECT staging slot) is no longer needed here: its
+//   memory is transferred to the worker as it is, no copy at all. Every socket read of a request
+//   body is its own ArrayBuffer (node's HTTP parser copies it out of the socket's buffer), so this
+//   is every chunk of a large upload but its first 512 KiB. Copying them instead was 11% of the
+//   main thread's samples;
+// - any other chunk (one a buffered writer still holds) is copied into a 512 KiB segment
+//   transferred to the worker and back.
+// (Shared memory was tried first: copies into a SharedArrayBuffer go through V8's relaxed
+// memmove, 17% of the samples.)
 import { createHash, Hash } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import { IdleRelease } from "./idle-release";
@@ -23,18 +29,50 @@ const SEGMENT_BYTES = 512 << 10;
  * when none is free, first come first served). Allocated as needed and reused, the last freed first.
  */
 const SEGMENTS = 8;
+/**
+ * Bytes of transferred chunks at the worker or on their way there, at most (4 MiB); past it, chunks are
+ * copied into segments instead (whose pool makes uploads wait).
+ */
+const TAKEN_BYTES = 4 << 20;
+/** Smaller chunks are copied even when they could be transferred (a segment holds many of them for one message). */
+const MIN_TAKEN_BYTES = 16 << 10;
 
-// The worker: one hash state per upload id, updated in message order from segments it sends back.
+// The worker: one hash state per upload id, updated in message order. Segments go back; the
+// memory of transferred chunks is garbage once hashed, and a young collection every 2 MiB of it
+// frees it at once (the worker allocates so little that its own collections would come late).
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const { createHash } = require("node:crypto");
+let collect;
+try {
+  require("node:v8").setFlagsFromString("--expose-gc");
+  collect = require("node:vm").runInNewContext("gc");
+} catch {}
 const states = new Map();
+let garbage = 0;
+let collecting = false;
 parentPort.on("message", (m) => {
   if (m.op === "update") {
     let hash = states.get(m.id);
     if (!hash) states.set(m.id, (hash = createHash(m.algorithm)));
-    hash.update(new Uint8Array(m.buffer, 0, m.length));
-    parentPort.postMessage({ op: "update", buffer: m.buffer }, [m.buffer]);
+    const back = [];
+    let taken = 0;
+    for (const p of m.pieces) {
+      hash.update(new Uint8Array(p.buffer, 0, p.length));
+      if (p.segment) back.push(p.buffer);
+      else taken += p.length;
+    }
+    parentPort.postMessage({ op: "update", buffers: back, taken }, back);
+    garbage += taken;
+    if (collect && garbage >= 2 << 20 && !collecting) {
+      collecting = true;
+      // Once this message is let go of: its chunks are garbage then.
+      setImmediate(() => {
+        collecting = false;
+        garbage = 0;
+        collect({ type: "minor", execution: "sync" });
+      });
+    }
   } else if (m.op === "digest") {
     const hash = states.get(m.id) ?? createHash(m.algorithm);
     states.delete(m.id);
@@ -45,7 +83,14 @@ parentPort.on("message", (m) => {
 });
 `;
 
-type WorkerReply = { op: "update"; buffer: ArrayBuffer } | { op: "digest"; id: number; hex: string };
+/** Bytes on their way to the worker: a segment (it comes back) or a transferred chunk (it does not). */
+interface Piece {
+  buffer: ArrayBuffer;
+  length: number;
+  segment: boolean;
+}
+
+type WorkerReply = { op: "update"; buffers: ArrayBuffer[]; taken: number } | { op: "digest"; id: number; hex: string };
 
 class WorkerGone extends Error {
   constructor() {
@@ -60,6 +105,8 @@ class HashWorker {
   private free: Buffer[] = [];
   private allocated = 0;
   private waiters: (() => void)[] = [];
+  /** Bytes of transferred chunks not yet hashed (see TAKEN_BYTES). */
+  private taken = 0;
   private digests = new Map<number, { resolve(hex: string): void; reject(err: Error): void }>();
   private nextId = 1;
   /** Updates and digests the worker has not answered yet. */
@@ -97,6 +144,7 @@ class HashWorker {
     // Segments at the worker are gone with it; those of hashes from before are not taken back.
     this.free = [];
     this.allocated = 0;
+    this.taken = 0;
     this.generation++;
     for (const pending of this.digests.values()) pending.reject(new WorkerGone());
     this.digests.clear();
@@ -113,7 +161,8 @@ class HashWorker {
   private onReply(reply: WorkerReply): void {
     this.busy(-1);
     if (reply.op === "update") {
-      this.release(Buffer.from(reply.buffer));
+      this.taken -= reply.taken;
+      for (const buffer of reply.buffers) this.release(Buffer.from(buffer));
     } else {
       const pending = this.digests.get(reply.id);
       this.digests.delete(reply.id);
@@ -144,13 +193,40 @@ class HashWorker {
   }
 
 
-  /** Hands `length` bytes of the segment to the worker (transferred: the segment is unusable here until it comes back). */
-  update(id: number, algorithm: string, segment: Buffer, length: number): void {
+  /**
+   * Reserves room at the worker for a chunk to be transferred to it; false when the chunk is
+   * better copied into a segment (the worker is behind, or the chunk's memory is shared with
+   * other bytes or cannot move).
+   */
+  reserveTaken(chunk: Buffer): boolean {
+    const buffer = chunk.buffer;
+    if (!(buffer instanceof ArrayBuffer) || chunk.byteOffset !== 0 || chunk.length !== buffer.byteLength || chunk.length === 0) return false;
+    if (this.taken > 0 && this.taken + chunk.length > TAKEN_BYTES) return false;
+    this.taken += chunk.length;
+    return true;
+  }
+
+  /** Gives back the room of chunks that will not be sent after all. */
+  unreserveTaken(bytes: number): void {
+    this.taken = Math.max(0, this.taken - bytes);
+  }
+
+  /**
+   * Hands pieces to the worker, in order, transferring their memory: segments are unusable here
+   * until they come back, chunks are gone.
+   */
+  update(id: number, algorithm: string, pieces: Piece[]): void {
     const worker = this.worker;
     if (!worker) return;
     this.busy(1);
-    const buffer = segment.buffer as ArrayBuffer;
-    worker.postMessage({ op: "update", id, algorithm, buffer, length }, [buffer]);
+    const message = { op: "update", id, algorithm, pieces };
+    try {
+      worker.postMessage(message, pieces.map((p) => p.buffer));
+    } catch {
+      // A buffer that cannot be transferred (marked so by its allocator): send copies of the chunks.
+      for (const p of pieces) if (!p.segment) p.buffer = p.buffer.slice(0, p.length);
+      worker.postMessage(message, pieces.filter((p) => p.segment).map((p) => p.buffer));
+    }
   }
 
   digest(id: number, algorithm: string): Promise<string> {
@@ -200,13 +276,21 @@ interface WorkerPlace {
   id: number;
   /** The worker's generation when this hash started there. */
   generation: number;
+  /** Pieces ready to go to the worker, in order, and their bytes; the filling segment comes after them. */
+  pieces: Piece[];
+  pieceBytes: number;
   /** The segment being filled, and how far. */
   segment: Buffer | undefined;
   fill: number;
   /** Bytes could not reach the worker (it stopped): the digest must come from the data instead. */
   lost: boolean;
 }
-type Place = { at: "undecided"; held: Buffer[]; bytes: number } | { at: "local"; hash: Hash } | WorkerPlace;
+/** A chunk held before the upload's place is decided, and whether its memory may be transferred. */
+interface Held {
+  chunk: Buffer;
+  owned: boolean;
+}
+type Place = { at: "undecided"; held: Held[]; bytes: number } | { at: "local"; hash: Hash } | WorkerPlace;
 
 /**
  * The digest of an upload's bytes, fed in order. Bytes are held (not copied) until the request
@@ -221,15 +305,19 @@ export class UploadHash {
     private readonly algorithm: string,
   ) {}
 
-  /** Adds bytes; answers a promise when the caller should wait before the next (backpressure). */
-  update(chunk: Buffer): Promise<void> | undefined {
+  /**
+   * Adds bytes; answers a promise when the caller should wait before the next (backpressure).
+   * With `owned`, nothing else refers to the chunk's memory (its writer copied it): it may be
+   * transferred to the worker, after which the chunk is empty here.
+   */
+  update(chunk: Buffer, owned = false): Promise<void> | undefined {
     const place = this.place;
     if (place.at === "local") {
       place.hash.update(chunk);
       return undefined;
     }
-    if (place.at === "worker") return this.send(place, chunk);
-    place.held.push(chunk);
+    if (place.at === "worker") return this.send(place, chunk, owned);
+    place.held.push({ chunk, owned });
     place.bytes += chunk.length;
     if (place.bytes < OFFLOAD_FROM_BYTES) return undefined;
     const id = hashWorker.open();
@@ -237,23 +325,26 @@ export class UploadHash {
       this.settle();
       return undefined;
     }
-    const worker: WorkerPlace = { at: "worker", id, generation: hashWorker.generation, segment: undefined, fill: 0, lost: false };
+    const worker: WorkerPlace = { at: "worker", id, generation: hashWorker.generation, pieces: [], pieceBytes: 0, segment: undefined, fill: 0, lost: false };
     this.place = worker;
     return (async () => {
-      for (const held of place.held) await this.send(worker, held);
+      for (const held of place.held) await this.send(worker, held.chunk, held.owned);
     })();
   }
 
   /**
-   * The end of a request: bytes still held are hashed here, and a segment being filled goes to
-   * the worker (no segment waits for the upload's next request).
+   * The end of a request: bytes still held are hashed here, and what waits to go to the worker
+   * goes (no segment waits for the upload's next request).
    */
   settle(): void {
     const place = this.place;
-    if (place.at === "worker" && place.segment !== undefined && !place.lost && place.generation === hashWorker.generation) this.post(place);
+    if (place.at === "worker") {
+      if (this.usable(place)) this.post(place);
+      return;
+    }
     if (place.at !== "undecided") return;
     const hash = createHash(this.algorithm);
-    for (const held of place.held) hash.update(held);
+    for (const held of place.held) hash.update(held.chunk);
     this.place = { at: "local", hash };
   }
 
@@ -263,8 +354,7 @@ export class UploadHash {
     const place = this.place;
     if (place.at === "local") return place.hash.digest("hex");
     if (place.at !== "worker") throw new Error("unreachable");
-    if (place.segment !== undefined && !place.lost && place.generation === hashWorker.generation) this.post(place);
-    if (place.lost || place.generation !== hashWorker.generation) throw new WorkerGone();
+    if (!this.usable(place)) throw new WorkerGone();
     return hashWorker.digest(place.id, this.algorithm);
   }
 
@@ -272,14 +362,42 @@ export class UploadHash {
   drop(): void {
     const place = this.place;
     if (place.at === "worker" && place.generation === hashWorker.generation) {
-      if (place.segment !== undefined) hashWorker.release(place.segment);
+      this.unsend(place);
       hashWorker.drop(place.id);
     }
     this.place = { at: "local", hash: createHash(this.algorithm) };
   }
 
-  /** Copies the chunk into segments, handing each full one to the worker; a promise only when it must wait for a segment. */
-  private send(place: WorkerPlace, chunk: Buffer): Promise<void> | undefined {
+  /** Whether the worker this hash is at still runs and has every byte so far. */
+  private usable(place: WorkerPlace): boolean {
+    if (place.generation !== hashWorker.generation) place.lost = true;
+    return !place.lost;
+  }
+
+  /** Gives back what was never sent: segments to the pool, the room reserved for chunks. */
+  private unsend(place: WorkerPlace): void {
+    for (const p of place.pieces) {
+      if (p.segment) hashWorker.release(Buffer.from(p.buffer));
+      else hashWorker.unreserveTaken(p.length);
+    }
+    if (place.segment !== undefined) hashWorker.release(place.segment);
+    place.pieces = [];
+    place.pieceBytes = 0;
+    place.segment = undefined;
+    place.fill = 0;
+  }
+
+  /** Sends a chunk on its way to the worker: a promise only when it must wait for a segment. */
+  private send(place: WorkerPlace, chunk: Buffer, owned: boolean): Promise<void> | undefined {
+    if (!this.usable(place)) return undefined;
+    if (owned && chunk.length >= MIN_TAKEN_BYTES && hashWorker.reserveTaken(chunk)) {
+      // The segment being filled holds earlier bytes: it goes first.
+      this.closeSegment(place);
+      place.pieces.push({ buffer: chunk.buffer as ArrayBuffer, length: chunk.length, segment: false });
+      place.pieceBytes += chunk.length;
+      if (place.pieceBytes >= SEGMENT_BYTES) this.post(place);
+      return undefined;
+    }
     const stopped = this.copyIn(place, chunk, 0);
     return stopped < 0 ? undefined : this.sendRest(place, chunk, stopped);
   }
@@ -296,29 +414,44 @@ export class UploadHash {
   private copyIn(place: WorkerPlace, chunk: Buffer, at: number): number {
     while (at < chunk.length) {
       // A segment of a worker that has since stopped may belong to someone else now.
-      if (place.lost || place.generation !== hashWorker.generation) {
-        place.lost = true;
-        return -1;
-      }
+      if (!this.usable(place)) return -1;
       if (place.segment === undefined) {
         place.segment = hashWorker.takeSegment();
-        if (place.segment === undefined) return at;
+        if (place.segment === undefined) {
+          // Segments waiting in this upload's pieces come back only once sent.
+          this.post(place);
+          return at;
+        }
         place.fill = 0;
       }
       const n = chunk.copy(place.segment, place.fill, at);
       place.fill += n;
       at += n;
-      if (place.fill === SEGMENT_BYTES) this.post(place);
+      if (place.fill === SEGMENT_BYTES) {
+        this.closeSegment(place);
+        this.post(place);
+      }
     }
     return -1;
   }
 
-  /** Hands the current segment's bytes to the worker (the segment comes back to the pool once hashed). */
-  private post(place: WorkerPlace): void {
-    const segment = place.segment as Buffer;
+  /** Moves the segment being filled, if it holds bytes, to the end of the pieces. */
+  private closeSegment(place: WorkerPlace): void {
+    if (place.segment === undefined || place.fill === 0) return;
+    place.pieces.push({ buffer: place.segment.buffer as ArrayBuffer, length: place.fill, segment: true });
+    place.pieceBytes += place.fill;
     place.segment = undefined;
-    if (place.fill === 0) hashWorker.release(segment);
-    else hashWorker.update(place.id, this.algorithm, segment, place.fill);
     place.fill = 0;
+  }
+
+  /** Hands the pieces, and the segment being filled, to the worker (segments come back to the pool once hashed). */
+  private post(place: WorkerPlace): void {
+    this.closeSegment(place);
+    // An empty segment is not kept waiting for more bytes (they may come with the next request, or never).
+    if (place.segment !== undefined) hashWorker.release(place.segment);
+    place.segment = undefined;
+    if (place.pieces.length > 0) hashWorker.update(place.id, this.algorithm, place.pieces);
+    place.pieces = [];
+    place.pieceBytes = 0;
   }
 }

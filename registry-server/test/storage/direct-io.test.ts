@@ -32,7 +32,7 @@ function einval(): NodeJS.ErrnoException {
   return Object.assign(new Error("EINVAL: invalid argument, write"), { code: "EINVAL" });
 }
 
-async function writeAll(w: { write(c: Buffer): Promise<void> }, content: Buffer, chunk = 65_536): Promise<void> {
+async function writeAll(w: { write(c: Buffer): Promise<unknown> }, content: Buffer, chunk = 65_536): Promise<void> {
   for (let off = 0; off < content.length; off += chunk) await w.write(content.subarray(off, off + chunk));
 }
 

@@ -87,6 +87,82 @@ describe("upload hash", () => {
   });
 });
 
+describe("upload hash, chunks handed over whole", () => {
+  /** Feeds copies of `content` in chunks that own their memory; every `copiedEvery`th one is marked as still in use (copied). */
+  async function feedOwned(hash: UploadHash, content: Buffer, chunk: number, copiedEvery: number, requests: number[] = []): Promise<Buffer[]> {
+    const sent: Buffer[] = [];
+    const ends = [...requests, content.length];
+    let at = 0;
+    let i = 0;
+    for (const end of ends) {
+      for (; at < end; at = Math.min(at + chunk, end), i++) {
+        const piece = Buffer.from(content.subarray(at, Math.min(at + chunk, end)));
+        sent.push(piece);
+        const wait = hash.update(piece, i % copiedEvery !== 0);
+        if (wait) await wait;
+      }
+      hash.settle();
+    }
+    return sent;
+  }
+
+  it("gives the right digest whichever chunks are transferred and which copied, across requests, and transfers those it may", async () => {
+    for (const [size, chunk, copiedEvery, requests] of [
+      [5 * MiB + 321, 65_536, 3, []],
+      [5 * MiB + 321, 65_536, 1, []],
+      [5 * MiB + 321, 65_536, 1_000_000, []],
+      [9 * MiB, 100_000, 7, [MiB + 5, 4 * MiB]],
+      [3 * MiB, 20_000, 2, [2 * MiB]],
+      [3 * MiB, 5000, 2, [2 * MiB]],
+    ] as [number, number, number, number[]][]) {
+      const content = randomBytes(size);
+      const hash = new UploadHash("sha256");
+      const sent = await feedOwned(hash, content, chunk, copiedEvery, requests);
+      assert.equal(await hash.digest(), expected(content), `${size} bytes in chunks of ${chunk}, every ${copiedEvery}th kept`);
+      const transferred = sent.filter((b) => b.length === 0).length;
+      if (copiedEvery === 1) assert.equal(transferred, 0, "chunks still in use are never transferred");
+      else if (chunk < 16_384) assert.equal(transferred, 0, "small chunks are copied (many to a segment)");
+      else assert.ok(transferred > sent.length / 4, `${transferred} of ${sent.length} chunks transferred`);
+    }
+  });
+
+  it("copies chunks that share their memory (slices of a larger buffer) even when they may be handed over", async () => {
+    const content = randomBytes(3 * MiB);
+    const hash = new UploadHash("sha256");
+    for (let at = 0; at < content.length; at += 65_536) {
+      const wait = hash.update(content.subarray(at, at + 65_536), true);
+      if (wait) await wait;
+    }
+    assert.equal(content.length, 3 * MiB, "the shared buffer was not taken");
+    assert.equal(await hash.digest(), expected(content));
+  });
+
+  it("many uploads handing chunks over at once, past the room for them at the worker, each right", async () => {
+    const contents = Array.from({ length: 10 }, (_, i) => randomBytes(2 * MiB + i * 70_001));
+    const hashes = contents.map(() => new UploadHash("sha256"));
+    await Promise.all(contents.map((c, i) => feedOwned(hashes[i], c, 65_536, 5)));
+    const digests = await Promise.all(hashes.map((h) => h.digest()));
+    digests.forEach((d, i) => assert.equal(d, expected(contents[i]), `upload ${i}`));
+  });
+
+  it("a hash dropped with chunks not yet sent, and a worker stopped with chunks at it, leave the next uploads right", async () => {
+    const content = randomBytes(3 * MiB + 1);
+    const dropped = new UploadHash("sha256");
+    await feedOwned(dropped, content.subarray(0, 2 * MiB + 70_000), 65_536, 4);
+    dropped.drop();
+    const cut = new UploadHash("sha256");
+    await feedOwned(cut, content.subarray(0, 2 * MiB), 65_536, 4);
+    await hashWorker.crash();
+    await feedOwned(cut, content.subarray(2 * MiB), 65_536, 4);
+    await assert.rejects(cut.digest(), /worker stopped/);
+    for (let i = 0; i < 3; i++) {
+      const next = new UploadHash("sha256");
+      await feedOwned(next, content, 65_536, 4);
+      assert.equal(await next.digest(), expected(content));
+    }
+  });
+});
+
 describe("large uploads over HTTP", () => {
   let srv: TestServer;
   before(async () => {
