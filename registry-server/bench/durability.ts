@@ -8,13 +8,15 @@ import type { ServerKind } from "./options";
 import { findOnPath, ServerHandle } from "./servers";
 
 export const STATED: Record<ServerKind, string> = {
-  ours: "fsync of the data + rename into place + fsync of the directory, before the 201",
+  ours: "fsync of the data (small files: written O_SYNC, each write returns once on the device) + rename into place + fsync of the directory, before the 201",
   reference:
     "distribution's filesystem driver source: each written file is fsynced on commit/close, blobs are renamed into place, " +
     "no directory fsync, and small files (links) are truncated and rewritten in place (no temporary + rename)",
 };
 
-const SYSCALLS = ["fsync", "fdatasync", "sync_file_range", "syncfs", "rename", "renameat", "renameat2"];
+const SYSCALLS = ["fsync", "fdatasync", "sync_file_range", "syncfs", "rename", "renameat", "renameat2", "openat"];
+/** An open whose every write is synced counts as a sync call; other opens are not counted. */
+const SYNCED_OPEN = /\bO_D?SYNC\b/;
 const ATTACH_TIMEOUT_MS = 5_000;
 const PROBE_BLOB_BYTES = 1 << 20;
 
@@ -45,6 +47,10 @@ export function countSyscalls(trace: string): Record<string, number> {
     const m = /^(?:\[pid\s+)?\d*\]?\s*([a-z_0-9]+)\((?:\d+<([^>]*)>)?/.exec(line);
     if (!m || !SYSCALLS.includes(m[1])) continue;
     let name = m[1];
+    if (name === "openat") {
+      if (!SYNCED_OPEN.test(line) || line.includes("resumed>")) continue;
+      name = "open O_SYNC (synced writes)";
+    }
     if ((name === "fsync" || name === "fdatasync") && m[2] !== undefined) name += isDirectory(m[2]) ? " of a directory" : " of a file";
     counts[name] = (counts[name] ?? 0) + 1;
   }
