@@ -538,7 +538,10 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.full(path);
     // What a writer writes is published later by move(), which makes it durable; no syncs here.
     await fs.mkdir(nodePath.dirname(full), { recursive: true });
-    const fh = await fs.open(full, append ? "a" : "w");
+    // Appending continues at the file's size with positioned writes, not O_APPEND: direct writes
+    // run several at once, and a buffered one (a refused direct write, the tail) must land at its
+    // own offset whichever of them has finished.
+    const fh = await fs.open(full, append ? fsConstants.O_WRONLY | fsConstants.O_CREAT : "w");
     const size = append ? (await fh.stat()).size : 0;
     const target = {
       path,
@@ -701,12 +704,14 @@ class FilesystemFileWriter implements FileWriter {
     );
   }
 
+  /** Writes a batch at the end of what is written (batches go one at a time). */
   private async writeBatch(batch: Buffer[], bytes: number): Promise<void> {
-    let { bytesWritten } = await this.fh.writev(batch);
+    const position = this.written;
+    let { bytesWritten } = await this.fh.writev(batch, position);
     // writev may write less than asked (rare, e.g. signals); finish the remainder.
     while (bytesWritten < bytes) {
       const rest = Buffer.concat(batch).subarray(bytesWritten);
-      bytesWritten += (await this.fh.write(rest)).bytesWritten;
+      bytesWritten += (await this.fh.write(rest, 0, rest.length, position + bytesWritten)).bytesWritten;
     }
   }
 

@@ -182,7 +182,7 @@ describe("direct I/O", () => {
       close: async () => undefined,
     } as unknown as fs.FileHandle;
     const target: DirectTarget = { path: "/refused", full, enabled: () => told === 0, unsupported: () => told++ };
-    const slots = slotPool.takePair();
+    const slots = slotPool.takeForUpload(4);
     assert.ok(slots);
     const w = new DirectFileWriter(target, direct, real, 0, slots);
     const content = randomBytes(3 * MiB + 4096 * 3 + 17);
@@ -192,6 +192,61 @@ describe("direct I/O", () => {
     assert.ok((await fs.readFile(full)).equals(content));
     assert.equal(refusals, 1, "after the first refusal no direct write is tried");
     assert.equal(told, 1);
+  });
+
+  it("several direct writes at once land at their offsets whatever order they finish in; a refusal after them too", async () => {
+    for (const refuseAt of [undefined, 5]) {
+      const full = path.join(dir, `unordered-${refuseAt ?? "none"}`);
+      const real = await fs.open(full, fsConstants.O_WRONLY | fsConstants.O_CREAT);
+      let writes = 0;
+      let concurrent = 0;
+      let most = 0;
+      // A disk whose writes take random times (each really written, at its offset, when it ends).
+      const direct = {
+        write: async (buf: Buffer, off: number, len: number, pos: number) => {
+          const n = ++writes;
+          concurrent++;
+          most = Math.max(most, concurrent);
+          await new Promise((r) => setTimeout(r, 1 + Math.floor(Math.random() * 8)));
+          concurrent--;
+          if (n === refuseAt) throw einval();
+          return real.write(buf, off, len, pos);
+        },
+        sync: () => real.sync(),
+        close: async () => undefined,
+      } as unknown as fs.FileHandle;
+      const target: DirectTarget = { path: "/unordered", full, enabled: () => true, unsupported: () => undefined };
+      const idle = slotPool.idle;
+      const slots = slotPool.takeForUpload(4);
+      assert.ok(slots);
+      assert.equal(slots.length, 4, "an upload alone gets four slots");
+      const other = slotPool.takeForUpload(4);
+      assert.equal(other?.length, 2, "another one at the same time gets two");
+      slotPool.giveAll(other ?? []);
+      const w = new DirectFileWriter(target, direct, real, 0, slots);
+      const content = randomBytes(6 * MiB + 4096 + 5);
+      await writeAll(w, content, 65_536);
+      assert.equal(w.size, content.length);
+      await w.commit();
+      assert.ok((await fs.readFile(full)).equals(content), `content intact (refusal at write ${refuseAt ?? "none"})`);
+      assert.ok(most >= 2, `writes ran ${most} at most at once`);
+      assert.ok(slotPool.idle >= idle, "every slot is back");
+    }
+  });
+
+  it("appending to a file continues at its end, direct and buffered", async () => {
+    const driver = new FilesystemDriver(dir);
+    await driver.init();
+    const first = randomBytes(MiB + 333);
+    const second = randomBytes(3 * MiB + 4096);
+    let w = await driver.writer("/append/data", false);
+    await writeAll(w, first, 70_000);
+    await w.close();
+    w = await driver.writer("/append/data", true);
+    assert.equal(w.size, first.length);
+    await writeAll(w, second, 65_536);
+    await w.commit();
+    assert.ok((await driver.getContent("/append/data")).equals(Buffer.concat([first, second])));
   });
 
   it("a direct read refused with EINVAL is read buffered, and the driver is told", async () => {
