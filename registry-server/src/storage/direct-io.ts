@@ -45,6 +45,8 @@ export class SlotPool {
   private arenas = 0;
   /** Uploads holding slots (takeForUpload). */
   private uploads = 0;
+  /** Holders of extra slots: each call gives back one it does not need, or undefined. */
+  private readonly lenders = new Set<() => Buffer | undefined>();
   /** Arenas whose slots are all free are let go after a quiet spell (see idle-release.ts). */
   private readonly idleRelease: IdleRelease;
 
@@ -59,6 +61,11 @@ export class SlotPool {
   /** Two slots (double buffering), or undefined when the pool is exhausted. */
   takePair(): [Buffer, Buffer] | undefined {
     this.idleRelease.touch();
+    // Extra slots an upload holds while idle are taken back before a new arena is allocated.
+    for (const lender of this.lenders) {
+      if (this.free.length >= 2) break;
+      for (let slot = lender(); slot; slot = this.free.length < 2 ? lender() : undefined) this.free.push(slot);
+    }
     if (this.free.length < 2 && !this.grow()) return undefined;
     const a = this.free.pop() as Buffer;
     const b = this.free.pop() as Buffer;
@@ -78,6 +85,12 @@ export class SlotPool {
     while (alone && slots.length < max && this.free.length > 0) slots.push(this.free.pop() as Buffer);
     this.uploads++;
     return slots;
+  }
+
+  /** Registers (or, with undefined, forgets) a holder of extra slots that can give some back. */
+  lender(lend: () => Buffer | undefined, holds: boolean): void {
+    if (holds) this.lenders.add(lend);
+    else this.lenders.delete(lend);
   }
 
   /** Gives back what takeForUpload gave. */
@@ -107,14 +120,15 @@ export class SlotPool {
     this.idleRelease.touch();
   }
 
-  /** Drops every arena whose slots are all free (the GC then returns its memory). */
-  releaseFreeArenas(): void {
+  /** Drops every arena whose slots are all free (the GC then returns its memory); answers whether any was. */
+  releaseFreeArenas(): boolean {
     const byArena = new Map<ArrayBufferLike, number>();
     for (const slot of this.free) byArena.set(slot.buffer, (byArena.get(slot.buffer) ?? 0) + 1);
     const unused = new Set([...byArena].filter(([, n]) => n === SLOTS_PER_ARENA).map(([arena]) => arena));
-    if (unused.size === 0) return;
+    if (unused.size === 0) return false;
     this.free = this.free.filter((slot) => !unused.has(slot.buffer));
     this.arenas -= unused.size;
+    return true;
   }
 
   private grow(): boolean {
@@ -252,6 +266,16 @@ export class DirectFileWriter implements FileWriter {
   private directOk = true;
   private closed = false;
 
+  /** Slots held: the filling one, the spare ones and those being written. */
+  private held: number;
+  /** Gives back a spare slot beyond the two every upload keeps (see SlotPool.takePair). */
+  private readonly lend = (): Buffer | undefined => {
+    if (this.held <= 2 || this.spare.length === 0) return undefined;
+    this.held--;
+    if (this.held <= 2) slotPool.lender(this.lend, false);
+    return this.spare.pop();
+  };
+
   constructor(
     private readonly target: DirectTarget,
     private readonly direct: fs.FileHandle,
@@ -260,6 +284,8 @@ export class DirectFileWriter implements FileWriter {
     slots: Buffer[],
   ) {
     [this.filling, ...this.spare] = slots;
+    this.held = slots.length;
+    if (this.held > 2) slotPool.lender(this.lend, true);
   }
 
   get size(): number {
@@ -377,6 +403,7 @@ export class DirectFileWriter implements FileWriter {
   private async closeHandles(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    slotPool.lender(this.lend, false);
     slotPool.giveAll([this.filling, ...this.spare.splice(0)]);
     await Promise.all([this.direct.close(), this.tail.close()]);
   }

@@ -245,10 +245,12 @@ class HashWorker {
     this.waiters.shift()?.();
   }
 
-  /** Drops the free segments (the GC then returns their memory). */
-  releaseFree(): void {
+  /** Drops the free segments (the GC then returns their memory); answers whether there were any. */
+  releaseFree(): boolean {
+    const any = this.free.length > 0;
     this.allocated -= this.free.length;
     this.free = [];
+    return any;
   }
 
   drop(id: number): void {

@@ -234,6 +234,32 @@ describe("direct I/O", () => {
     }
   });
 
+  it("extra slots of an upload are taken back, when idle, before the pool would run out", async () => {
+    const full = path.join(dir, "lender");
+    const real = await fs.open(full, fsConstants.O_WRONLY | fsConstants.O_CREAT);
+    const direct = await fs.open(full, fsConstants.O_WRONLY | fsConstants.O_DIRECT);
+    const target: DirectTarget = { path: "/lender", full, enabled: () => true, unsupported: () => undefined };
+    const slots = slotPool.takeForUpload(4);
+    assert.equal(slots?.length, 4);
+    const w = new DirectFileWriter(target, direct, real, 0, slots ?? []);
+    const content = randomBytes(5 * MiB + 4096 + 3);
+    await writeAll(w, content.subarray(0, 2 * MiB), 65_536);
+    const others: Buffer[] = [];
+    for (let s = slotPool.takeOne(); s; s = slotPool.takeOne()) others.push(s);
+    // Only idle extra slots are taken back: its writes in flight finish first.
+    let pair = slotPool.takePair();
+    for (let waited = 0; !pair && waited < 5000; waited += 20) {
+      await new Promise((r) => setTimeout(r, 20));
+      pair = slotPool.takePair();
+    }
+    assert.equal(pair?.length, 2, "two of the upload's idle extra slots");
+    assert.equal(slotPool.takePair(), undefined, "the upload keeps two");
+    await writeAll(w, content.subarray(2 * MiB), 65_536);
+    await w.commit();
+    assert.ok((await fs.readFile(full)).equals(content));
+    for (const s of [...others, ...(pair ?? [])]) slotPool.give(s);
+  });
+
   it("appending to a file continues at its end, direct and buffered", async () => {
     const driver = new FilesystemDriver(dir);
     await driver.init();

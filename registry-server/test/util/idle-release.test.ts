@@ -11,7 +11,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe("idle release", () => {
   it("runs once after the last activity, later when activity goes on", async () => {
     let released = 0;
-    const idle = new IdleRelease(() => released++, 60);
+    const idle = new IdleRelease(() => released++ >= 0, 60);
     idle.touch();
     for (let i = 0; i < 4; i++) {
       await sleep(25);
@@ -25,6 +25,23 @@ describe("idle release", () => {
     idle.touch();
     await sleep(120);
     assert.equal(released, 2);
+  });
+
+  it("collects the heap after a release that let go of something, not after one that did not", async () => {
+    let collected = 0;
+    let hasSome = true;
+    const idle = new IdleRelease(() => hasSome, 30, () => collected++);
+    idle.touch();
+    for (let waited = 0; collected === 0 && waited < 2000; waited += 10) await sleep(10);
+    assert.equal(collected, 1);
+    hasSome = false;
+    let released = false;
+    const quiet = new IdleRelease(() => ((released = true), false), 30, () => collected++);
+    quiet.touch();
+    for (let waited = 0; !released && waited < 2000; waited += 10) await sleep(10);
+    await sleep(20);
+    assert.ok(released);
+    assert.equal(collected, 1, "nothing let go of, nothing to collect");
   });
 
   it("lets go of staging arenas whose slots are all free, and allocates again when needed", async () => {
