@@ -31,7 +31,7 @@ const SLOTS_PER_ARENA = 8;
  * one 256 MiB push 700 -> 807 MB/s, chunked 665 -> 771; eight at once unchanged.
  */
 const SLOTS_PER_UPLOAD = 4;
-/** Arenas at most: 16 MiB of staging buffers for all uploads and downloads together (two per upload, up to four per download). */
+/** Arenas at most: 16 MiB of staging buffers for all uploads and downloads together (two to four per upload, up to four per download). */
 const MAX_ARENAS = 4;
 
 /**
@@ -87,7 +87,7 @@ export class SlotPool {
     return slots;
   }
 
-  /** Registers (or, with undefined, forgets) a holder of extra slots that can give some back. */
+  /** Registers (holds) or forgets a holder of extra slots that can give some back. */
   lender(lend: () => Buffer | undefined, holds: boolean): void {
     if (holds) this.lenders.add(lend);
     else this.lenders.delete(lend);
@@ -190,13 +190,17 @@ export class AdaptiveWriter implements FileWriter {
     this.held.push(chunk);
     this.heldBytes += chunk.length;
     if (this.heldBytes < SLOT_BYTES) return false;
-    this.inner = await this.choose();
-    // The held chunks, this one last, are now the chosen writer's.
+    return this.handOver(await this.choose());
+  }
+
+  /** Makes `inner` the writer and hands it the held chunks; answers whether it copied the last one. */
+  private async handOver(inner: FileWriter): Promise<boolean> {
+    this.inner = inner;
     let copied = false;
     while (this.held.length > 0) {
       const held = this.held.shift() as Buffer;
       this.heldBytes -= held.length;
-      copied = await this.inner.write(held);
+      copied = await inner.write(held);
     }
     return copied;
   }
@@ -216,16 +220,8 @@ export class AdaptiveWriter implements FileWriter {
   }
 
   private async settle(): Promise<FileWriter> {
-    if (!this.inner) {
-      const inner = this.fallback(this.fh, this.startSize);
-      this.inner = inner;
-      while (this.held.length > 0) {
-        const held = this.held.shift() as Buffer;
-        this.heldBytes -= held.length;
-        await inner.write(held);
-      }
-    }
-    return this.inner;
+    if (!this.inner) await this.handOver(this.fallback(this.fh, this.startSize));
+    return this.inner as FileWriter;
   }
 
   async commit(): Promise<void> {
