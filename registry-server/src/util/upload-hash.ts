@@ -194,7 +194,6 @@ class HashWorker {
     return segment;
   }
 
-
   /**
    * Reserves room at the worker for a chunk to be transferred to it; false when the chunk is
    * better copied into a segment (the worker is behind, or the chunk's memory is shared with
@@ -431,10 +430,7 @@ export class UploadHash {
       const n = chunk.copy(place.segment, place.fill, at);
       place.fill += n;
       at += n;
-      if (place.fill === SEGMENT_BYTES) {
-        this.closeSegment(place);
-        this.post(place);
-      }
+      if (place.fill === SEGMENT_BYTES) this.post(place);
     }
     return -1;
   }
