@@ -45,8 +45,11 @@ export interface ParsedManifest {
   annotations?: Record<string, string>;
 }
 
+/** Each manifest media type we store, by itself: a parsed manifest holds the constant, not its own copy. */
+const MANIFEST_TYPES = new Map<string, string>([...IMAGE_TYPES, ...INDEX_TYPES].map((t) => [t, t]));
+
 export function isManifestMediaType(type: string): boolean {
-  return IMAGE_TYPES.has(type) || INDEX_TYPES.has(type);
+  return MANIFEST_TYPES.has(type);
 }
 
 /** `application/x; charset=utf-8` → `application/x`. */
@@ -127,7 +130,9 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     }
     mediaType = "manifests" in doc ? MediaTypes.ociIndex : MediaTypes.ociManifest;
   }
-  if (!isManifestMediaType(mediaType)) throw invalid(`unsupported manifest media type ${mediaType}`);
+  const known = MANIFEST_TYPES.get(mediaType);
+  if (known === undefined) throw invalid(`unsupported manifest media type ${mediaType}`);
+  mediaType = known;
 
   const kind = INDEX_TYPES.has(mediaType) ? "index" : "image";
   const parsed: ParsedManifest = { mediaType, kind, mediaTypeInBody: bodyType !== undefined, layers: [], manifests: [] };
