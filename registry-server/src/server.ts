@@ -10,7 +10,6 @@ import { RegistryMetrics } from "./metrics";
 import { Registry } from "./registry/registry";
 import { StorageUsage } from "./registry/usage";
 import { FilesystemDriver, STALE_TEMPORARY_MS } from "./storage/filesystem";
-import { BurstCollector } from "./util/idle-release";
 
 
 export interface RegistryServer {
@@ -52,9 +51,7 @@ export async function createServer(config: Config, log: Logger, options: ServerO
   const listener = createRequestListener({ registry, config, log, maintenance, usage, metrics }, observe);
   // No limit on a whole request (a multi-GiB push may take long), but a connection that sends or
   // reads nothing for REGISTRY_HTTP_IDLETIMEOUT is dropped: a stalled upload must not hold its session.
-  const afterBurst = new BurstCollector();
   const server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, keepAlive: true }, (req, res) => {
-    afterBurst.request();
     void listener(req, res);
   });
   server.setTimeout(config.http.idleTimeoutMs, (socket) => socket.destroy());

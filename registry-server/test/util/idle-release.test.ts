@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { SlotPool } from "../../src/storage/direct-io";
-import { BurstCollector, IdleRelease } from "../../src/util/idle-release";
+import { IdleRelease } from "../../src/util/idle-release";
 import { hashWorker, OFFLOAD_FROM_BYTES, UploadHash } from "../../src/util/upload-hash";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,23 +42,6 @@ describe("idle release", () => {
     await sleep(20);
     assert.ok(released);
     assert.equal(collected, 1, "nothing let go of, nothing to collect");
-  });
-
-  it("collects once after a burst of requests goes quiet, not after a few requests", async () => {
-    let collected = 0;
-    const bursts = new BurstCollector(50, 30, () => collected++);
-    for (let i = 0; i < 49; i++) bursts.request();
-    await sleep(80);
-    assert.equal(collected, 0, "49 requests are no burst");
-    bursts.request();
-    await sleep(10);
-    bursts.request();
-    assert.equal(collected, 0, "not while requests come");
-    for (let waited = 0; collected === 0 && waited < 2000; waited += 10) await sleep(10);
-    assert.equal(collected, 1);
-    for (let i = 0; i < 10; i++) bursts.request();
-    await sleep(80);
-    assert.equal(collected, 1, "the count starts again after a collection");
   });
 
   it("lets go of staging arenas whose slots are all free, and allocates again when needed", async () => {
