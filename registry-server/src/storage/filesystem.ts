@@ -27,11 +27,8 @@ export const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 const WRITE_BATCH_BYTES = 512 << 10;
 /** getContent reads this much first; a file that fills it is read whole afterwards. */
 const SMALL_READ_BYTES = 8192;
-/**
- * Directories remembered as existing, at most (the first remembered are forgotten first):
- * about 190 bytes of heap each, 0.75 MiB when full.
- */
-const KNOWN_DIRS = 4096;
+/** Directories remembered as existing (the least recently seen are forgotten first): 16 bytes each, 128 KiB. */
+const KNOWN_DIRS = 8192;
 /**
  * Paths (files and directories) found or written this recently are looked up synchronously
  * (stat, getContent of a small file, touch). A lookup whose path the kernel has cached takes
@@ -165,7 +162,7 @@ export class FilesystemDriver implements StorageDriver {
   private readonly tmpDir: string;
   private readonly dirSyncs = new Map<string, { running?: Promise<void>; queued?: Promise<void> }>();
   /** Directories seen to exist, so that placing a file in a new directory needs no stats. */
-  private readonly knownDirs = new Set<string>();
+  private readonly knownDirs: RecentPaths;
   /** Paths found or written recently, looked up synchronously. */
   private readonly hot: RecentPaths;
   /**
@@ -183,6 +180,7 @@ export class FilesystemDriver implements StorageDriver {
     this.root = nodePath.resolve(root);
     this.tmpDir = nodePath.join(this.root, TMP_DIR);
     this.hot = new RecentPaths(this.root.length, HOT_MS, HOT_PATHS);
+    this.knownDirs = new RecentPaths(this.root.length, Infinity, KNOWN_DIRS);
   }
 
   /** Creates the root; fails with a clear message when it is not a writable directory. */
@@ -298,7 +296,7 @@ export class FilesystemDriver implements StorageDriver {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === "ENOENT" && stage.guessed) {
           // A directory known to exist is gone (garbage collection removed a repository).
-          this.knownDirs.delete(nodePath.dirname(stage.missing));
+          this.knownDirs.forget(nodePath.dirname(stage.missing));
         } else if (code !== "ENOTEMPTY" && code !== "EEXIST") {
           throw err;
         }
@@ -367,9 +365,6 @@ export class FilesystemDriver implements StorageDriver {
 
   /** Notes a directory that exists (a hint for place(); a wrong one costs a retry). */
   private rememberDir(dir: string): void {
-    // First in, first out: refreshing on every sighting cost more (3% of a PUT) than relearning.
-    if (this.knownDirs.has(dir)) return;
-    if (this.knownDirs.size >= KNOWN_DIRS) this.knownDirs.delete(this.knownDirs.values().next().value as string);
     this.knownDirs.add(dir);
   }
 

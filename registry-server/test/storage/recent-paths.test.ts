@@ -23,16 +23,39 @@ describe("recent paths", () => {
     assert.equal(recent.size, 0, "an expired path found is dropped");
   });
 
-  it("keeps at most `capacity` paths, forgetting the first added first", () => {
+  it("holds about `capacity` paths, crowding out those seen longest ago", () => {
     const recent = new RecentPaths(ROOT.length, 60_000, 1000);
-    const paths = Array.from({ length: 1500 }, (_, i) => `${ROOT}/docker/registry/v2/blobs/sha256/${String(i % 256).padStart(2, "0")}/${i}/data`);
-    for (const p of paths) recent.add(p);
-    assert.equal(recent.size, 1000);
-    assert.equal(paths.slice(0, 500).filter((p) => recent.has(p)).length, 0, "the first 500 are gone");
-    assert.equal(paths.slice(500).filter((p) => recent.has(p)).length, 1000, "the last 1000 are kept");
-    // Adding a path again refreshes its time without taking another place.
-    recent.add(paths[1499]);
-    assert.equal(recent.size, 1000);
+    const paths = Array.from({ length: 5000 }, (_, i) => `${ROOT}/docker/registry/v2/blobs/sha256/${String(i % 256).padStart(2, "0")}/${i}/data`);
+    for (const p of paths.slice(0, 1000)) recent.add(p);
+    const kept = (some: string[]) => some.filter((p) => recent.has(p)).length;
+    assert.ok(kept(paths.slice(0, 1000)) >= 900, `${kept(paths.slice(0, 1000))} of 1000 kept when it was meant to hold 1000`);
+    for (const p of paths.slice(1000)) recent.add(p);
+    assert.ok(recent.size <= 2048, "the table never grows");
+    assert.ok(kept(paths.slice(4500)) >= 475, `${kept(paths.slice(4500))} of the last 500 kept`);
+    assert.ok(kept(paths.slice(0, 500)) <= 50, `${kept(paths.slice(0, 500))} of the first 500 still there after 4000 more`);
+    // A path seen again is refreshed in place (no second slot) and outlives those seen once.
+    const size = recent.size;
+    recent.add(paths[4999]);
+    assert.equal(recent.size, size);
+  });
+
+  it("a path just added is never crowded out by the next one", () => {
+    const recent = new RecentPaths(ROOT.length, 60_000, 64);
+    const keep = `${ROOT}/docker/registry/v2/repositories/app/_manifests/tags`;
+    for (let i = 0; i < 10_000; i++) {
+      recent.add(keep);
+      recent.add(`${ROOT}/docker/registry/v2/repositories/r${i}/_layers`);
+      assert.ok(recent.has(keep), `lost to r${i}`);
+    }
+  });
+
+  it("keeps paths for good with an infinite maxAge", () => {
+    const known = new RecentPaths(ROOT.length, Infinity, 16);
+    known.add(`${ROOT}/docker/registry/v2/blobs`);
+    assert.equal(known.has(`${ROOT}/docker/registry/v2/blobs`), true);
+    known.forget(`${ROOT}/docker/registry/v2/blobs`);
+    assert.equal(known.has(`${ROOT}/docker/registry/v2/blobs`), false);
+    assert.equal(known.size, 0);
   });
 
   it("tells apart 100,000 paths that differ only after the root (no false hits in practice)", () => {
