@@ -8,7 +8,9 @@
 // samples with 4 threads when a PUT made ~40 calls). Interleaved A/Bs on two cores, 6 rounds,
 // after the metadata calls moved to fs-calls.ts: 3 threads against 2, manifest PUT 955 vs 807/s,
 // small blob uploads 1180 vs 1017/s, 8 parallel pushes 845 vs 738 MB/s, GET by tag the same
-// (7277 vs 7137/s); 4 threads: PUT like 3, GET by tag 6673 vs 7437/s (-10%).
+// (7277 vs 7137/s); 4 threads: PUT like 3, GET by tag 6673 vs 7437/s (-10%). 6 threads, three
+// A/Bs later on: manifest PUT +10-17% (its pool threads wait in flushes), small blob uploads
+// -12-15% (751 vs 661/s, 1.76 vs 2.12 ms of CPU per request), 8 parallel pushes -8%.
 import { availableParallelism } from "node:os";
 
 export function threadPoolSize(env: NodeJS.ProcessEnv, cores: number): string {
