@@ -534,12 +534,21 @@ export class FilesystemDriver implements StorageDriver {
 
   async writer(path: string, append: boolean): Promise<FileWriter> {
     const full = this.full(path);
-    // What a writer writes is published later by move(), which makes it durable; no syncs here.
-    await fs.mkdir(nodePath.dirname(full), { recursive: true });
     // Appending continues at the file's size with positioned writes, not O_APPEND: direct writes
     // run several at once, and a buffered one (a refused direct write, the tail) must land at its
     // own offset whichever of them has finished.
-    const fh = await fs.open(full, append ? fsConstants.O_WRONLY | fsConstants.O_CREAT : "w");
+    const flags = append ? fsConstants.O_WRONLY | fsConstants.O_CREAT : "w";
+    // What a writer writes is published later by move(), which makes it durable; no syncs here.
+    // Its directory (a repository's _uploads) is made when not known to exist, and again when the
+    // open finds it gone: a known one costs no call (mkdir -p of an existing directory is two).
+    const dir = nodePath.dirname(full);
+    let fh: fs.FileHandle | undefined;
+    if (this.knownDirs.has(dir)) fh = await fs.open(full, flags).catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
+    if (!fh) {
+      await fs.mkdir(dir, { recursive: true });
+      fh = await fs.open(full, flags);
+    }
+    this.rememberDir(dir);
     const size = append ? (await fh.stat()).size : 0;
     const target = {
       path,

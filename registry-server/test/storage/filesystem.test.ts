@@ -104,6 +104,28 @@ describe("FilesystemDriver", () => {
     assert.deepEqual(await readdir(path.join(fsd.root, ".tmp")), []);
   });
 
+  it("opens a writer in a directory it knows without making it, and makes it again when it is gone", async () => {
+    const first = await fsd.driver.writer("/r/_uploads/one", true);
+    await first.write(Buffer.from("one"));
+    await first.close();
+    // Removed behind the driver's back (garbage collection of a repository, another process).
+    await rm(path.join(fsd.root, "r"), { recursive: true });
+    const second = await fsd.driver.writer("/r/_uploads/two", true);
+    await second.write(Buffer.from("two"));
+    await second.close();
+    assert.equal((await readFile(path.join(fsd.root, "r/_uploads/two"))).toString(), "two");
+    // Appending to an existing file continues at its end.
+    const again = await fsd.driver.writer("/r/_uploads/two", true);
+    assert.equal(again.size, 3);
+    await again.write(Buffer.from("!"));
+    await again.close();
+    assert.equal((await readFile(path.join(fsd.root, "r/_uploads/two"))).toString(), "two!");
+    // A file where the directory was: a clear error.
+    await rm(path.join(fsd.root, "r"), { recursive: true });
+    await writeFile(path.join(fsd.root, "r"), "not a directory");
+    await assert.rejects(fsd.driver.writer("/r/_uploads/three", true), /ENOTDIR|EEXIST/);
+  });
+
   it("answers from the disk for files it found or wrote recently (looked up synchronously): removed, replaced, rewritten, grown", async () => {
     const d = fsd.driver;
     await d.putContent("/hot/link", "first");
