@@ -27,7 +27,7 @@ export const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 const WRITE_BATCH_BYTES = 512 << 10;
 /** getContent reads this much first; a file that fills it is read whole afterwards. */
 const SMALL_READ_BYTES = 8192;
-/** Directories remembered as existing (the least recently seen are forgotten first): 16 bytes each, 128 KiB. */
+/** Directories remembered as existing (those added longest ago are crowded out first): 17 bytes each, 136 KiB. */
 const KNOWN_DIRS = 8192;
 /**
  * Paths (files and directories) found or written this recently are looked up synchronously
