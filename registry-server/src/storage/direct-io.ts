@@ -262,14 +262,16 @@ export class DirectFileWriter implements FileWriter {
   private directOk = true;
   private closed = false;
 
-  /** Slots held: the filling one, the spare ones and those being written. */
-  private held: number;
+  /** Slots held: the filling one, the spare ones and one per write in flight. */
+  private get held(): number {
+    return 1 + this.spare.length + this.inFlight.size;
+  }
   /** Gives back a spare slot beyond the two every upload keeps (see SlotPool.takePair). */
   private readonly lend = (): Buffer | undefined => {
     if (this.held <= 2 || this.spare.length === 0) return undefined;
-    this.held--;
+    const slot = this.spare.pop();
     if (this.held <= 2) slotPool.lender(this.lend, false);
-    return this.spare.pop();
+    return slot;
   };
 
   constructor(
@@ -280,7 +282,6 @@ export class DirectFileWriter implements FileWriter {
     slots: Buffer[],
   ) {
     [this.filling, ...this.spare] = slots;
-    this.held = slots.length;
     if (this.held > 2) slotPool.lender(this.lend, true);
   }
 
