@@ -19,6 +19,12 @@ import type { CapacityCheck } from "./uploads";
 
 /** A directory modified this recently may change again within its timestamp's tick: list it again. */
 const SETTLE_MS = 2000;
+/**
+ * Stats of blobs not seen before, at once, in a walk. The first walk of a store of 60,000 blobs
+ * took 4.1-4.5 s one at a time (a thread-pool round trip each) and 1.2-1.3 s four at a time; many
+ * more than the pool's threads would only queue ahead of requests.
+ */
+const STATS_AT_ONCE = 4;
 /** Quota checks trust a table this old; an older one is refreshed first (another process may have pushed). */
 const QUOTA_FRESH_MS = 1000;
 /** A free-space reading is reused this long, and only while this much more than the floor is free. */
@@ -228,15 +234,27 @@ export class StorageUsage implements BlobStoreListener {
     if (known && known.modTime === modTime) return;
     const sizes = new Map<string, number>();
     let complete = Date.now() - modTime > SETTLE_MS;
+    const unseen: Digest[] = [];
     for (const hex of (await ifExists(this.driver.list(dir))) ?? []) {
       const digest = Digest.tryParse(`${alg}:${hex}`);
       if (!digest) continue;
       const key = blobKey(digest);
-      const size = known?.sizes.get(key) ?? (await ifExists(this.driver.stat(paths.blobData(digest))))?.size;
+      const size = known?.sizes.get(key);
       if (size !== undefined) sizes.set(key, size);
-      // A blob directory whose data is not there yet gets it without the prefix changing.
-      else complete = false;
+      else unseen.push(digest);
     }
+    // Blobs not seen before are looked up several at a time.
+    let next = 0;
+    const lookUp = async (): Promise<void> => {
+      while (next < unseen.length) {
+        const digest = unseen[next++];
+        const size = (await ifExists(this.driver.stat(paths.blobData(digest))))?.size;
+        if (size !== undefined) sizes.set(blobKey(digest), size);
+        // A blob directory whose data is not there yet gets it without the prefix changing.
+        else complete = false;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(STATS_AT_ONCE, unseen.length) }, lookUp));
     this.replace(dir, { modTime: complete ? modTime : NaN, sizes, changedAt: 0 }, generation);
   }
 

@@ -3,7 +3,11 @@
 // collection makes room again.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, it } from "node:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it, mock } from "node:test";
+import { StorageUsage } from "../../src/registry/usage";
 import { collectGarbage, imageManifest, OCI_MANIFEST, pushBlob, pushImage, PushedImage, putManifest, sha256 } from "../helpers/registry";
 import { startServer, TestServer } from "../helpers/server";
 import { errorOf, pushBlobStreamed, RawResponse, storedBlobs, streamedRequest, uploadSizes } from "./support";
@@ -162,5 +166,48 @@ describe("storage quota under concurrent pushes", () => {
     for (const refused of responses.filter((r) => r.status !== 201)) assertQuotaDenied(refused, 200 * KiB);
     assert.equal((await storedBlobs(srv.root)).bytes, accepted * 200 * KiB);
     await assertNoUploadData(srv.root);
+  });
+});
+
+describe("storage quota at startup", () => {
+  it("the server answers before its first walk of the store ends, and quota checks wait for that walk", async () => {
+    const root = await mkdtemp(join(tmpdir(), "registry-quota-start-"));
+    const first = await startServer({ root });
+    await pushBlob(first.url, "team/stored", randomBytes(600 * KiB));
+    await first.close();
+    // The walk of the store's blobs is held until released.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const prototype = StorageUsage.prototype as unknown as { relist(): Promise<void> };
+    const relist = prototype.relist;
+    const held = mock.method(prototype, "relist", async function (this: unknown) {
+      await gate;
+      return relist.call(this);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const starting = startServer({ root, env: { REGISTRY_STORAGE_QUOTA: "1MiB", REGISTRY_STORAGE_MINFREE: "0" } });
+    try {
+      const stuck = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the server did not answer while its first walk of the store ran")), 10_000);
+      });
+      const srv = await Promise.race([starting, stuck]);
+      assert.equal((await Promise.race([fetch(`${srv.url}/v2/`), stuck])).status, 200);
+      // 600 KiB more would exceed the quota only counting what the walk finds.
+      const blob = randomBytes(600 * KiB);
+      const push = fetch(`${srv.url}/v2/team/more/blobs/uploads/?digest=${sha256(blob)}`, { method: "POST", body: blob });
+      const early = await Promise.race([push.then((res) => res.status), new Promise((resolve) => setTimeout(resolve, 1000, "waiting"))]);
+      assert.equal(early, "waiting", "the push was answered before the walk counted what is stored");
+      release();
+      const raw = await rawOf(await push);
+      assertQuotaDenied(raw, blob.length);
+      assert.ok(Number(errorOf(raw).detail?.usedBytes) >= 600 * KiB, "the stored blob counts");
+    } finally {
+      clearTimeout(timer);
+      release();
+      held.mock.restore();
+      // Started late, once released, when the server waited for the walk.
+      await (await starting.catch(() => undefined))?.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
