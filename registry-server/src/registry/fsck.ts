@@ -22,6 +22,7 @@ import { paths } from "../storage/paths";
 import { parseManifest, ParsedManifest, referrerDescriptor, requiredBlobs } from "./manifest";
 import type { Registry } from "./registry";
 import { uploadInfo } from "./uploads";
+import { forEachConcurrently, WALK_CONCURRENCY } from "../util/concurrently";
 
 export const quarantinePaths = {
   root: "/quarantine",
@@ -191,6 +192,9 @@ class StoreCheck {
     for (const repo of repos) await this.checkRepository(repo);
     await this.countTemporaries();
     const { checked, problems } = this.report;
+    // Checks run several at once: findings are listed by path, the same from one run to the next.
+    for (const findings of [problems, this.report.warnings]) findings.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    this.report.leftovers.uploads.sort((a, b) => (a.repo < b.repo ? -1 : a.repo > b.repo ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     checked.links = checked.layerLinks + checked.revisionLinks;
     this.report.ok = problems.length === 0;
     this.report.repaired = problems.filter((p) => p.repaired).length;
@@ -275,7 +279,7 @@ class StoreCheck {
         continue;
       }
       for (const prefix of await this.list(algRoot)) {
-        for (const hex of await this.list(`${algRoot}/${prefix}`)) await this.checkBlob(`${algRoot}/${prefix}/${hex}`, alg, prefix, hex);
+        await forEachConcurrently(await this.list(`${algRoot}/${prefix}`), WALK_CONCURRENCY, (hex) => this.checkBlob(`${algRoot}/${prefix}/${hex}`, alg, prefix, hex));
       }
     }
   }
@@ -326,19 +330,20 @@ class StoreCheck {
 
   private async checkRepository(repo: string): Promise<void> {
     const state: RepoState = { repo, deadLayers: new Set(), deadRevisions: new Set(), manifests: new Map() };
-    for (const entry of await this.digestDirs(paths.layersRoot(repo))) {
+    // Each step needs the one before complete (dead links, parsed manifests); within a step, entries are checked several at once.
+    await forEachConcurrently(await this.digestDirs(paths.layersRoot(repo)), WALK_CONCURRENCY, async (entry) => {
       this.report.checked.layerLinks++;
       if (!(await this.checkLink(repo, entry, (d) => paths.layerLink(repo, d), "dangling-layer-link")) && entry.digest) state.deadLayers.add(entry.digest.toString());
-    }
-    for (const entry of await this.digestDirs(paths.revisionsRoot(repo))) {
+    });
+    await forEachConcurrently(await this.digestDirs(paths.revisionsRoot(repo)), WALK_CONCURRENCY, async (entry) => {
       this.report.checked.revisionLinks++;
       if (!(await this.checkLink(repo, entry, (d) => paths.revisionLink(repo, d), "dangling-revision"))) {
         if (entry.digest) state.deadRevisions.add(entry.digest.toString());
       } else if (entry.digest) {
         await this.parseRevision(state, entry.digest, entry.path);
       }
-    }
-    for (const m of state.manifests.values()) await this.checkReferences(state, m);
+    });
+    await forEachConcurrently([...state.manifests.values()], WALK_CONCURRENCY, (m) => this.checkReferences(state, m));
     await this.checkTags(state);
     await this.checkReferrers(state);
     await this.listUploads(repo);
@@ -422,7 +427,7 @@ class StoreCheck {
 
   private async checkTags(state: RepoState): Promise<void> {
     const { repo } = state;
-    for (const tag of await this.list(paths.tagsRoot(repo))) {
+    await forEachConcurrently(await this.list(paths.tagsRoot(repo)), WALK_CONCURRENCY, async (tag) => {
       this.report.checked.tags++;
       const link = paths.tagLink(repo, tag);
       const dir = paths.tagDir(repo, tag);
@@ -432,25 +437,25 @@ class StoreCheck {
         if (await this.stillAbsent(link, dir)) {
           await this.problem({ kind: "invalid-tag", path: dir, repo, tag, detail: "tag without a current/link file", repair: "remove the tag" }, removeTag);
         }
-        continue;
+        return;
       }
       const named = content.toString("utf8").trim();
       const digest = Digest.tryParse(named);
       if (!digest) {
         await this.problem({ kind: "invalid-tag", path: link, repo, tag, detail: `the link holds ${JSON.stringify(named.slice(0, 200))}, not a digest`, repair: "remove the tag" }, removeTag);
-        continue;
+        return;
       }
-      if (await this.revisionLive(state, digest)) continue;
+      if (await this.revisionLive(state, digest)) return;
       // A tag moved meanwhile is no finding; a tag moved before the repair is left alone.
       const stillPointsThere = async () => (await this.registry.tags.get(repo, tag))?.equals(digest) === true && !(await this.revisionLive(state, digest));
-      if (!(await stillPointsThere())) continue;
+      if (!(await stillPointsThere())) return;
       await this.problem(
         { kind: "dangling-tag", path: link, repo, tag, digest: digest.toString(), detail: "the tag points at a manifest the repository does not hold", repair: "remove the tag" },
         async () => {
           if (await stillPointsThere()) await removeTag();
         },
       );
-    }
+    });
   }
 
   private async checkReferrers(state: RepoState): Promise<void> {

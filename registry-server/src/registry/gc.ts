@@ -17,6 +17,7 @@ import type { ParsedManifest } from "./manifest";
 import type { Registry } from "./registry";
 import { policyFor, tagsToExpire } from "./retention";
 import { uploadInfo } from "./uploads";
+import { forEachConcurrently, WALK_CONCURRENCY } from "../util/concurrently";
 
 const COARSE_CLOCK_MARGIN_MS = 50;
 
@@ -128,16 +129,16 @@ export class GarbageCollector {
         queue.push(d);
       }
     };
-    for (const d of revisions) {
+    await forEachConcurrently(revisions, WALK_CONCURRENCY, async (d) => {
       const m = await manifests.parsed(repo, d);
       parsed.set(d.toString(), m);
       if (m?.subject) referrersOf.set(m.subject.digest, [...(referrersOf.get(m.subject.digest) ?? []), d.toString()]);
-    }
+    });
     for (const e of entries) mark(e.digest.toString());
-    for (const d of revisions) {
+    await forEachConcurrently(revisions, WALK_CONCURRENCY, async (d) => {
       const t = await manifests.lastReferenced(repo, d);
       if (!options.deleteUntagged || (t !== undefined && t >= cutoff)) mark(d.toString());
-    }
+    });
     for (let d = queue.pop(); d !== undefined; d = queue.pop()) {
       for (const child of parsed.get(d)?.manifests ?? []) mark(child.digest);
       for (const referrer of referrersOf.get(d) ?? []) mark(referrer);
@@ -243,13 +244,16 @@ export class GarbageCollector {
     const dryRun = report.dryRun;
     for (const alg of (await ifExists(driver.list(paths.blobsRoot))) ?? []) {
       for (const prefix of (await ifExists(driver.list(`${paths.blobsRoot}/${alg}`))) ?? []) {
-        for (const hex of (await ifExists(driver.list(`${paths.blobsRoot}/${alg}/${prefix}`))) ?? []) {
+        const hexes = (await ifExists(driver.list(`${paths.blobsRoot}/${alg}/${prefix}`))) ?? [];
+        await forEachConcurrently(hexes, WALK_CONCURRENCY, async (hex) => {
           const digest = Digest.tryParse(`${alg}:${hex}`);
-          if (!digest) continue;
+          if (!digest) return;
           if (live.has(digest.toString())) {
+            // Read before adding: `total += await size` would add to the total as it was before the wait.
+            const size = (await blobs.size(digest)) ?? 0;
             report.blobsKept++;
-            report.bytesKept += (await blobs.size(digest)) ?? 0;
-            continue;
+            report.bytesKept += size;
+            return;
           }
           let size = 0;
           const deleted = await maintenance.exclusive(async () => {
@@ -266,7 +270,7 @@ export class GarbageCollector {
             report.blobsKept++;
             report.bytesKept += size;
           }
-        }
+        });
       }
     }
   }

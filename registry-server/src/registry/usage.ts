@@ -16,15 +16,10 @@ import { paths } from "../storage/paths";
 import type { BlobStoreListener } from "./blobs";
 import type { Registry } from "./registry";
 import type { CapacityCheck } from "./uploads";
+import { forEachConcurrently, WALK_CONCURRENCY } from "../util/concurrently";
 
 /** A directory modified this recently may change again within its timestamp's tick: list it again. */
 const SETTLE_MS = 2000;
-/**
- * Stats of blobs not seen before, at once, in a walk. The first walk of a store of 60,000 blobs
- * took 4.1-4.5 s one at a time (a thread-pool round trip each) and 1.2-1.3 s four at a time; many
- * more than the pool's threads would only queue ahead of requests.
- */
-const STATS_AT_ONCE = 4;
 /** Quota checks trust a table this old; an older one is refreshed first (another process may have pushed). */
 const QUOTA_FRESH_MS = 1000;
 /** A free-space reading is reused this long, and only while this much more than the floor is free. */
@@ -243,18 +238,13 @@ export class StorageUsage implements BlobStoreListener {
       if (size !== undefined) sizes.set(key, size);
       else unseen.push(digest);
     }
-    // Blobs not seen before are looked up several at a time.
-    let next = 0;
-    const lookUp = async (): Promise<void> => {
-      while (next < unseen.length) {
-        const digest = unseen[next++];
-        const size = (await ifExists(this.driver.stat(paths.blobData(digest))))?.size;
-        if (size !== undefined) sizes.set(blobKey(digest), size);
-        // A blob directory whose data is not there yet gets it without the prefix changing.
-        else complete = false;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(STATS_AT_ONCE, unseen.length) }, lookUp));
+    // The first walk of a store of 60,000 blobs took 4.1-4.5 s one stat at a time, 1.2-1.3 s four at a time.
+    await forEachConcurrently(unseen, WALK_CONCURRENCY, async (digest) => {
+      const size = (await ifExists(this.driver.stat(paths.blobData(digest))))?.size;
+      if (size !== undefined) sizes.set(blobKey(digest), size);
+      // A blob directory whose data is not there yet gets it without the prefix changing.
+      else complete = false;
+    });
     this.replace(dir, { modTime: complete ? modTime : NaN, sizes, changedAt: 0 }, generation);
   }
 

@@ -61,6 +61,20 @@ describe("garbage collection", () => {
     assert.deepEqual(catalog.repositories, ["app"]);
   });
 
+  it("counts every blob it keeps and their bytes, many to a prefix directory, and every manifest of many repositories", async () => {
+    // 40 images: 120 blobs over 256 prefix directories, so that some share one (looked up at once).
+    const images = await Promise.all(Array.from({ length: 40 }, (_, i) => pushImage(srv.url, `many/r${i % 5}`, `t${i}`, { layer: randomBytes(100 + i) })));
+    const dropped = images.slice(0, 4);
+    for (const [i, img] of dropped.entries()) assert.equal(await status(`/v2/many/r${i % 5}/manifests/t${i}`, "DELETE"), 202);
+    const report = await gc();
+    const kept = images.slice(4);
+    assert.deepEqual([...report.manifestsDeleted].sort(), dropped.map((img, i) => `many/r${i % 5}@${img.digest}`).sort());
+    assert.equal(report.blobsKept, 3 * kept.length);
+    assert.equal(report.bytesKept, kept.reduce((n, img) => n + img.config.length + img.layer.length + img.manifest.length, 0));
+    assert.equal(report.blobsDeleted, 3 * dropped.length);
+    for (const [i, img] of kept.entries()) assert.equal(await status(`/v2/many/r${(i + 4) % 5}/manifests/t${i + 4}`), 200, `image ${i + 4}`);
+  });
+
   it("a layer shared with a kept image stays when the other image goes", async () => {
     const layer = randomBytes(500);
     const a = await pushImage(srv.url, "shared", "a", { layer });
