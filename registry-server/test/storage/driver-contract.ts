@@ -127,6 +127,14 @@ export function driverContract(name: string, makeDriver: () => Promise<DriverUnd
       assert.ok((await readAll(await d.reader("/reader/file", 10, 19))).equals(content.subarray(10, 20)));
       assert.ok((await readAll(await d.reader("/reader/file", 255, 255))).equals(content.subarray(255)));
       assert.ok((await readAll(await d.reader("/reader/file", 0, 0))).equals(content.subarray(0, 1)));
+      assert.equal((await readAll(await d.reader("/reader/file", 300))).length, 0, "from past the end: nothing");
+      await d.putContent("/reader/empty", Buffer.alloc(0));
+      assert.equal((await readAll(await d.reader("/reader/empty"))).length, 0);
+      // Larger than one read of the stream.
+      const large = Buffer.alloc(3 * 1024 * 1024 + 5, 7);
+      await d.putContent("/reader/large", large);
+      assert.ok((await readAll(await d.reader("/reader/large"))).equals(large));
+      assert.ok((await readAll(await d.reader("/reader/large", 1024 * 1024 - 3))).equals(large.subarray(1024 * 1024 - 3)));
     });
 
     it("a source sends ranges of a file to a stream, through backpressure, and tells its size", async () => {
