@@ -111,7 +111,8 @@ describe("direct I/O", () => {
     });
     await source.sendTo(leaving, 0, content.length - 1);
     await source.close();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The held write fails once the stream is destroyed (a timer above): wait for it, within reason.
+    for (let waited = 0; slotPool.idle < baseline && waited < 2000; waited += 20) await new Promise((r) => setTimeout(r, 20));
     assert.ok(slotPool.idle >= baseline, `idle slots ${slotPool.idle}, before the downloads ${baseline}`);
   });
 
