@@ -22,7 +22,7 @@ import { paths } from "../storage/paths";
 import { parseManifest, ParsedManifest, referrerDescriptor, requiredBlobs } from "./manifest";
 import type { Registry } from "./registry";
 import { uploadInfo } from "./uploads";
-import { forEachConcurrently, WALK_CONCURRENCY } from "../util/concurrently";
+import { forEachConcurrently, REPOSITORY_CONCURRENCY, WALK_CONCURRENCY } from "../util/concurrently";
 
 export const quarantinePaths = {
   root: "/quarantine",
@@ -189,7 +189,7 @@ class StoreCheck {
     await this.checkBlobs();
     const repos = await this.registry.catalog.allRepositoryDirectories();
     this.report.checked.repositories = repos.length;
-    for (const repo of repos) await this.checkRepository(repo);
+    await forEachConcurrently(repos, REPOSITORY_CONCURRENCY, (repo) => this.checkRepository(repo));
     await this.countTemporaries();
     const { checked, problems } = this.report;
     // Checks run several at once: findings are listed by path, the same from one run to the next.

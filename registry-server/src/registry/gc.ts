@@ -17,7 +17,7 @@ import type { ParsedManifest } from "./manifest";
 import type { Registry } from "./registry";
 import { policyFor, tagsToExpire } from "./retention";
 import { uploadInfo } from "./uploads";
-import { forEachConcurrently, WALK_CONCURRENCY } from "../util/concurrently";
+import { forEachConcurrently, REPOSITORY_CONCURRENCY, WALK_CONCURRENCY } from "../util/concurrently";
 
 const COARSE_CLOCK_MARGIN_MS = 50;
 
@@ -94,7 +94,9 @@ export class GarbageCollector {
     const live = new Set<string>();
     const repos = options.repositories ?? (await this.registry.catalog.allRepositoryDirectories());
     report.repositories = repos.length;
-    for (const repo of repos) await this.collectRepository(repo, options, cutoff, started, live, report);
+    await forEachConcurrently(repos, REPOSITORY_CONCURRENCY, (repo) => this.collectRepository(repo, options, cutoff, started, live, report));
+    // Repositories run several at once: what they deleted is listed sorted, the same from run to run.
+    for (const list of [report.tagsDeleted, report.manifestsDeleted, report.repositoriesDeleted]) list.sort();
     if (!options.repositories) await this.sweepBlobs(live, cutoff, report);
     report.durationMs = Date.now() - started;
     return report;

@@ -4,6 +4,12 @@
 
 /** Lookups in flight at once in a walk of the store: the pool's threads stay busy, requests queue behind at most this many. */
 export const WALK_CONCURRENCY = 8;
+/**
+ * Repositories checked at once by garbage collection and fsck (each looks up its entries
+ * WALK_CONCURRENCY at a time). Each holds its parsed manifests meanwhile, so a few, not many:
+ * on a store of 10,000 one-image repositories, one at a time took 16 s (gc) and 29 s (fsck).
+ */
+export const REPOSITORY_CONCURRENCY = 4;
 
 /**
  * Calls `fn` for each item with at most `limit` calls in flight, starting them in order. Resolves
