@@ -39,7 +39,7 @@ async function referencedBytes(registry: Registry, repo: string, manifests: Dige
 export const getStorageSummary: Handler = async (ctx) => {
   const { registry, usage } = ctx;
   const repositories: RepositorySummary[] = [];
-  for await (const repo of repositoryContents(registry)) {
+  for (const repo of await repositoryContents(registry)) {
     const bytes = await referencedBytes(registry, repo.name, repo.manifests);
     repositories.push({ name: repo.name, tags: repo.tags.length, manifests: repo.manifests.length, bytes });
   }
