@@ -18,6 +18,7 @@ import type { Registry } from "./registry";
 import { policyFor, tagsToExpire } from "./retention";
 import { uploadInfo } from "./uploads";
 import { forEachConcurrently, REPOSITORY_CONCURRENCY, WALK_CONCURRENCY } from "../util/concurrently";
+import { exclusiveInTurn } from "../util/rw-lock";
 
 const COARSE_CLOCK_MARGIN_MS = 50;
 
@@ -70,8 +71,15 @@ function emptyReport(dryRun: boolean): GcReport {
 
 export class GarbageCollector {
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * The collection's re-checks and deletes under the maintenance lock, one at a time although
+   * repositories and blobs are checked several at once, so that pushes get the lock between two.
+   */
+  private readonly exclusive: <T>(work: () => Promise<T>) => Promise<T>;
 
-  constructor(private readonly registry: Registry) {}
+  constructor(private readonly registry: Registry) {
+    this.exclusive = exclusiveInTurn(registry.maintenance);
+  }
 
   /** Runs a collection once the one in progress (if any) has finished: one at a time. */
   run(options: GcOptions, onStart?: () => void): Promise<GcReport> {
@@ -103,7 +111,7 @@ export class GarbageCollector {
   }
 
   private async collectRepository(repo: string, options: GcOptions, cutoff: number, now: number, live: Set<string>, report: GcReport): Promise<void> {
-    const { manifests, tags, driver, maintenance } = this.registry;
+    const { manifests, tags, driver } = this.registry;
     const dryRun = options.dryRun === true;
 
     // Retention first: the tags it drops stop keeping their manifests alive below.
@@ -113,7 +121,7 @@ export class GarbageCollector {
     if (policy) {
       expire = new Set(tagsToExpire(entries.map((e) => ({ tag: e.tag, pushedAt: e.modTime.getTime() })), policy, now));
       for (const e of entries.filter((x) => expire.has(x.tag))) {
-        const removed = dryRun || (await maintenance.exclusive(async () => (await tags.get(repo, e.tag))?.equals(e.digest) === true && tags.delete(repo, e.tag)));
+        const removed = dryRun || (await this.exclusive(async () => (await tags.get(repo, e.tag))?.equals(e.digest) === true && tags.delete(repo, e.tag)));
         if (removed) report.tagsDeleted.push(`${repo}:${e.tag}`);
       }
       entries = entries.filter((x) => !expire.has(x.tag));
@@ -149,7 +157,7 @@ export class GarbageCollector {
     // Sweep the others, re-checked under the lock: a tag or reference made since the mark wins.
     const dead = revisions.filter((d) => !keep.has(d.toString()));
     if (dead.length > 0) {
-      await maintenance.exclusive(async () => {
+      await this.exclusive(async () => {
         // A dry run did not delete the tags retention drops: do as if it had.
         const current = (await tags.entries(repo)).filter((e) => !(dryRun && expire.has(e.tag)));
         const tagged = new Set(current.map((e) => e.digest.toString()));
@@ -179,7 +187,7 @@ export class GarbageCollector {
     // Layer links nothing uses any more (young ones may belong to a push in progress).
     for (const digest of await listDigestDirectories(driver, paths.layersRoot(repo))) {
       if (used.has(digest.toString())) continue;
-      const removed = await maintenance.exclusive(async () => {
+      const removed = await this.exclusive(async () => {
         const t = (await ifExists(driver.stat(paths.layerLink(repo, digest))))?.modTime.getTime();
         if (t === undefined || t >= cutoff) return false;
         if (!dryRun) await this.registry.blobs.unlink(repo, digest);
@@ -214,7 +222,7 @@ export class GarbageCollector {
   /** Removes a repository left with nothing, and parent directories it leaves empty. */
   private async removeIfEmpty(repo: string): Promise<boolean> {
     const { driver } = this.registry;
-    return this.registry.maintenance.exclusive(async () => {
+    return this.exclusive(async () => {
       const children = (await ifExists(driver.list(paths.repo(repo)))) ?? [];
       for (const child of children) {
         if (!child.startsWith("_")) return false;
@@ -242,7 +250,7 @@ export class GarbageCollector {
   }
 
   private async sweepBlobs(live: Set<string>, cutoff: number, report: GcReport): Promise<void> {
-    const { driver, blobs, maintenance } = this.registry;
+    const { driver, blobs } = this.registry;
     const dryRun = report.dryRun;
     for (const alg of (await ifExists(driver.list(paths.blobsRoot))) ?? []) {
       for (const prefix of (await ifExists(driver.list(`${paths.blobsRoot}/${alg}`))) ?? []) {
@@ -258,7 +266,7 @@ export class GarbageCollector {
             return;
           }
           let size = 0;
-          const deleted = await maintenance.exclusive(async () => {
+          const deleted = await this.exclusive(async () => {
             const info = await ifExists(driver.stat(paths.blobData(digest)));
             size = info?.size ?? 0;
             if (info && info.modTime.getTime() >= cutoff) return false;

@@ -45,3 +45,18 @@ export class ReadWriteLock {
     readers.forEach((r) => r());
   }
 }
+
+/**
+ * Exclusive sections of one long task run one at a time, however many of its parts run at once.
+ * Writers go before waiting readers, so parts that queued their next section while another held
+ * the lock would keep readers (pushes) out until the whole task ended: taking turns, each section
+ * waits behind the readers that arrived meanwhile, as a task doing one thing at a time would.
+ */
+export function exclusiveInTurn(lock: ReadWriteLock): <T>(work: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(work: () => Promise<T>): Promise<T> => {
+    const run = tail.then(() => lock.exclusive(work));
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
