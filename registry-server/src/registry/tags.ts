@@ -2,7 +2,7 @@
 import { Digest } from "../reference";
 import { exists, ifExists, PublishStep, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
-import { forEachConcurrently, WALK_CONCURRENCY } from "../util/concurrently";
+import { mapConcurrently, WALK_CONCURRENCY } from "../util/concurrently";
 
 /** Repositories whose sorted tag list is kept in memory. */
 const LIST_CACHE_REPOS = 256;
@@ -91,14 +91,11 @@ export class TagStore {
 
   /** Tags with their digests, for deletes and retention. */
   async entries(repo: string): Promise<{ tag: string; digest: Digest; modTime: Date }[]> {
-    const tags = (await this.list(repo)) ?? [];
-    const found: ({ tag: string; digest: Digest; modTime: Date } | undefined)[] = new Array(tags.length);
-    await forEachConcurrently(tags.keys(), WALK_CONCURRENCY, async (i) => {
-      const tag = tags[i];
+    const found = await mapConcurrently((await this.list(repo)) ?? [], WALK_CONCURRENCY, async (tag) => {
       const read = await ifExists(Promise.all([this.driver.getContent(paths.tagLink(repo, tag)), this.driver.stat(paths.tagLink(repo, tag))]));
       const digest = read && Digest.tryParse(read[0].toString("utf8").trim());
-      if (read && digest) found[i] = { tag, digest, modTime: read[1].modTime };
+      return read && digest ? { tag, digest, modTime: read[1].modTime } : undefined;
     });
-    return found.filter((e): e is { tag: string; digest: Digest; modTime: Date } => e !== undefined);
+    return found.filter((e) => e !== undefined);
   }
 }

@@ -17,7 +17,7 @@ import type { BlobStoreListener } from "./blobs";
 import type { Registry } from "./registry";
 import type { CapacityCheck } from "./uploads";
 import { SizeTable } from "./size-table";
-import { forEachConcurrently, WALK_CONCURRENCY } from "../util/concurrently";
+import { forEachConcurrently, mapConcurrently, WALK_CONCURRENCY } from "../util/concurrently";
 
 /** A directory modified this recently may change again within its timestamp's tick: list it again. */
 const SETTLE_MS = 2000;
@@ -266,13 +266,10 @@ export interface RepositoryContents {
  * ManifestStore, which reports nothing, and through other processes.
  */
 export async function repositoryContents(registry: Registry): Promise<RepositoryContents[]> {
-  const names = await registry.catalog.all();
-  const contents: RepositoryContents[] = new Array(names.length);
-  await forEachConcurrently(names.keys(), WALK_CONCURRENCY, async (i) => {
-    const [tags, manifests] = await Promise.all([registry.tags.list(names[i]), registry.manifests.revisions(names[i])]);
-    contents[i] = { name: names[i], tags: tags ?? [], manifests };
+  return mapConcurrently(await registry.catalog.all(), WALK_CONCURRENCY, async (name) => {
+    const [tags, manifests] = await Promise.all([registry.tags.list(name), registry.manifests.revisions(name)]);
+    return { name, tags: tags ?? [], manifests };
   });
-  return contents;
 }
 
 export interface ObjectCounts {

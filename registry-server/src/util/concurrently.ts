@@ -33,3 +33,12 @@ export async function forEachConcurrently<T>(items: Iterable<T>, limit: number, 
   await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
   if (failure) throw failure.error;
 }
+
+/** Like forEachConcurrently, answering what `fn` answered for each item, in the items' order. */
+export async function mapConcurrently<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  await forEachConcurrently(items.keys(), limit, async (i) => {
+    results[i] = await fn(items[i]);
+  });
+  return results;
+}

@@ -1,7 +1,7 @@
 // forEachConcurrently: the walks of the store run their lookups through it.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { forEachConcurrently } from "../../src/util/concurrently";
+import { forEachConcurrently, mapConcurrently } from "../../src/util/concurrently";
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -35,6 +35,15 @@ describe("forEachConcurrently", () => {
       inFlight--;
     });
     assert.equal(most, 1);
+  });
+
+  it("mapConcurrently answers in the items' order whatever order the calls finish in", async () => {
+    const items = Array.from({ length: 30 }, (_, i) => i);
+    const results = await mapConcurrently(items, 5, async (i) => {
+      for (let k = 0; k < 30 - i; k++) await tick();
+      return i * 2;
+    });
+    assert.deepEqual(results, items.map((i) => i * 2));
   });
 
   it("after a failure starts nothing more, waits for the calls in flight and rejects with the first error", async () => {
