@@ -292,8 +292,9 @@ export class FilesystemDriver implements StorageDriver {
         // staged directories are not synced one by one: on a journaling file system (ext4, xfs)
         // syncing the directory that gains the new entry commits every earlier metadata change.
         await calls.rename(stage.dir, stage.missing);
-        for (let d = parent; d.length >= stage.missing.length; d = nodePath.dirname(d)) this.rememberDir(d);
-        return nodePath.dirname(stage.missing);
+        const gained = nodePath.dirname(stage.missing);
+        for (let d = parent; d.length >= gained.length; d = nodePath.dirname(d)) this.rememberDir(d);
+        return gained;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === "ENOENT" && stage.guessed) {

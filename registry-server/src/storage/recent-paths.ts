@@ -32,7 +32,7 @@ export class RecentPaths {
    * @param maxAgeMs how long a path stays recent (Infinity: until it is crowded out)
    * @param capacity paths it is meant to hold: the table has twice as many slots, in sets of
    *   two, so that a set rarely overflows; a path added to a full set replaces the one of the
-   *   two added to it first
+   *   two added or found least recently
    */
   constructor(
     private readonly prefixLength: number,
@@ -55,9 +55,15 @@ export class RecentPaths {
   has(path: string): boolean {
     const slot = this.find(hashPath(path, this.prefixLength));
     if (slot < 0) return false;
-    if (this.age(slot) < this.maxAgeMs) return true;
-    this.clear(slot);
-    return false;
+    if (this.age(slot) >= this.maxAgeMs) {
+      this.clear(slot);
+      return false;
+    }
+    // A path looked up is kept over the other of its set when a third one comes (least recently
+    // used goes): a directory that every write goes through, but that no write creates, stays.
+    const first = slot & ~1;
+    this.newest[first >> 1] = slot - first;
+    return true;
   }
 
   /** Notes the path as seen now. */

@@ -49,6 +49,17 @@ describe("recent paths", () => {
     }
   });
 
+  it("a path looked up between additions is never crowded out (the one of its set used longest ago goes)", () => {
+    // A blob prefix directory: every new blob goes through it, none adds it again.
+    const known = new RecentPaths(ROOT.length, Infinity, 64);
+    const prefix = `${ROOT}/docker/registry/v2/blobs/sha256/c9`;
+    known.add(prefix);
+    for (let i = 0; i < 10_000; i++) {
+      assert.ok(known.has(prefix), `lost after ${i} additions`);
+      known.add(`${ROOT}/docker/registry/v2/blobs/sha256/c9/${i}`);
+    }
+  });
+
   it("keeps paths for good with an infinite maxAge", () => {
     const known = new RecentPaths(ROOT.length, Infinity, 16);
     known.add(`${ROOT}/docker/registry/v2/blobs`);
