@@ -24,6 +24,11 @@ import type { Registry } from "./registry";
 import { uploadInfo } from "./uploads";
 import { forEachConcurrently, REPOSITORY_CONCURRENCY, WALK_CONCURRENCY } from "../util/concurrently";
 
+/** Orders strings by code unit, as sort() does without a comparator. */
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 export const quarantinePaths = {
   root: "/quarantine",
   run: (stamp: string) => `/quarantine/${stamp}`,
@@ -193,8 +198,8 @@ class StoreCheck {
     await this.countTemporaries();
     const { checked, problems } = this.report;
     // Checks run several at once: findings are listed by path, the same from one run to the next.
-    for (const findings of [problems, this.report.warnings]) findings.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    this.report.leftovers.uploads.sort((a, b) => (a.repo < b.repo ? -1 : a.repo > b.repo ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (const findings of [problems, this.report.warnings]) findings.sort((a, b) => compareText(a.path, b.path));
+    this.report.leftovers.uploads.sort((a, b) => compareText(a.repo, b.repo) || compareText(a.id, b.id));
     checked.links = checked.layerLinks + checked.revisionLinks;
     this.report.ok = problems.length === 0;
     this.report.repaired = problems.filter((p) => p.repaired).length;

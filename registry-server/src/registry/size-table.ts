@@ -12,7 +12,7 @@ const DELETED = -2;
 const MIN_SLOTS = 8;
 
 /** The 64 bits of a digest that key it in its prefix directory's table, as two 32-bit halves. */
-export function sizeKey(digest: Digest): [number, number] {
+function sizeKey(digest: Digest): [number, number] {
   const hex = digest.hex;
   return [parseInt(hex.slice(2, 10), 16) >>> 0, parseInt(hex.slice(10, 18), 16) >>> 0];
 }
