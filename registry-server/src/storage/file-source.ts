@@ -58,7 +58,11 @@ export class FilesystemFileSource implements FileSource {
       wake?.();
     };
     out.on("close", onClose);
+    /** Buffers handed to the stream whose write has not called back yet. */
+    const inStream = new Set<Buffer>();
     const returned = (buf: Buffer) => {
+      // Released already: the stream closed without calling back (see the end).
+      if (!inStream.delete(buf)) return;
       outstanding--;
       // A write the stream completes after the download ended (a client gone) still frees its slot.
       if (finished) this.release(buf, slots);
@@ -94,6 +98,7 @@ export class FilesystemFileSource implements FileSource {
         }
         const view = await next.read;
         outstanding++;
+        inStream.add(next.buf);
         out.write(view, () => returned(next.buf));
       }
       while (outstanding > 0 && !gone) await waitForReturn();
@@ -107,6 +112,15 @@ export class FilesystemFileSource implements FileSource {
       }
       // Buffers still in the stream's hands come back through `returned`; those here are freed now.
       for (const buf of ring) this.release(buf, slots);
+      // A response whose socket is destroyed but has not emitted 'close' yet drops a write without
+      // calling back (node's OutgoingMessage._writeRaw), and its slot was lost (seen once, in the
+      // abandoned-downloads test). Once the stream has closed nothing holds these buffers.
+      if (gone && inStream.size > 0) {
+        setImmediate(() => {
+          for (const buf of inStream) this.release(buf, slots);
+          inStream.clear();
+        });
+      }
     }
   }
 
