@@ -8,6 +8,7 @@ import type { Maintenance } from "../maintenance";
 import type { RegistryMetrics } from "../metrics";
 import type { Registry } from "../registry/registry";
 import type { StorageUsage } from "../registry/usage";
+import { requestMemory, SMALL_BODY_BYTES } from "../util/memory-budget";
 
 export interface RouteParams {
   name?: string;
@@ -72,19 +73,30 @@ export function requestBody(req: IncomingMessage): AsyncIterable<Buffer> {
   return req.iterator({ destroyOnReturn: false });
 }
 
-/** Reads a small body whole (manifests), refusing more than `limit` bytes with 413. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads a body whole (manifests), refusing more than `limit` bytes with 413, and hands it to
+ * `use`. A body larger than SMALL_BODY_BYTES first waits for its room in the request memory
+ * budget (its declared length, or `limit` when it has none), which it keeps until `use` is done.
+ */
+export async function withBody<T>(req: IncomingMessage, limit: number, use: (body: Buffer) => Promise<T>): Promise<T> {
   const tooLarge = () => new RegistryError("SIZE_INVALID", `body exceeds ${limit} bytes`, { limit }, { status: 413, headers: { Connection: "close" } });
   const declared = contentLength(req);
   if (declared !== undefined && declared > limit) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of requestBody(req)) {
-    total += chunk.length;
-    if (total > limit) throw tooLarge();
-    chunks.push(chunk);
+  let reserved = declared !== undefined && declared > SMALL_BODY_BYTES ? await requestMemory.take(declared) : 0;
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of requestBody(req)) {
+      total += chunk.length;
+      if (total > limit) throw tooLarge();
+      // Of no stated length and past the small size: room for the most it may bring.
+      if (reserved === 0 && total > SMALL_BODY_BYTES) reserved = await requestMemory.take(limit);
+      chunks.push(chunk);
+    }
+    return await use(Buffer.concat(chunks, total));
+  } finally {
+    requestMemory.give(reserved);
   }
-  return Buffer.concat(chunks, total);
 }
 
 /** `n` and `last` of the paginated listings (distribution-spec "Listing Tags"). */

@@ -2,7 +2,7 @@
 // tags; by tag: only the tag).
 import { MAX_MANIFEST_BYTES } from "../registry/manifests";
 import { parseReference } from "../reference";
-import { Handler, readBody, repoName, sendEmpty } from "./context";
+import { Handler, repoName, sendEmpty, withBody } from "./context";
 import { requireDeleteEnabled } from "./policy";
 
 export const getManifest: Handler = async (ctx) => {
@@ -23,8 +23,7 @@ export const getManifest: Handler = async (ctx) => {
 export const putManifest: Handler = async (ctx) => {
   const repo = repoName(ctx);
   const ref = parseReference(ctx.params.reference ?? "", "MANIFEST_INVALID");
-  const body = await readBody(ctx.req, MAX_MANIFEST_BYTES);
-  const { digest, subject } = await ctx.registry.manifests.put(repo, ref, body, ctx.req.headers["content-type"]);
+  const { digest, subject } = await withBody(ctx.req, MAX_MANIFEST_BYTES, (body) => ctx.registry.manifests.put(repo, ref, body, ctx.req.headers["content-type"]));
   const headers: Record<string, string> = { Location: `/v2/${repo}/manifests/${digest.toString()}`, "Docker-Content-Digest": digest.toString() };
   if (subject) headers["OCI-Subject"] = subject.toString();
   sendEmpty(ctx.res, 201, headers);

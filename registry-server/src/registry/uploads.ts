@@ -4,14 +4,17 @@
 import { randomUUID } from "node:crypto";
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
-import { FileInfo, ifExists, StorageDriver } from "../storage/driver";
+import { FileInfo, FileWriter, ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { KeyedLock } from "../util/keyed-lock";
+import { requestMemory, SMALL_BODY_BYTES } from "../util/memory-budget";
 import { UploadHash } from "../util/upload-hash";
 import { uploadReceived } from "../util/young-gc";
 import type { BlobStore } from "./blobs";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** What a streaming upload holds at a time, about: three socket reads (see appendLocked). */
+const STREAMING_BYTES = 192 << 10;
 /** Hash states kept for open sessions; beyond this the oldest are dropped (and rehashed if used). */
 const MAX_HASH_STATES = 4096;
 
@@ -89,8 +92,18 @@ export class UploadStore {
       state = undefined;
     }
 
-    const writer = await this.driver.writer(paths.uploadData(repo, id), true);
+    // Room for what the upload holds at a time while it streams (a chunk in hand, one being written,
+    // what the socket has brought meanwhile), waited for in turn: uploads past what the budget
+    // holds wait here, before they read their bodies, instead of each holding chunks at once.
+    const floor = length !== undefined && length <= SMALL_BODY_BYTES ? 0 : await requestMemory.take(STREAMING_BYTES);
     let failure: unknown;
+    let writer: FileWriter;
+    try {
+      writer = await this.driver.writer(paths.uploadData(repo, id), true);
+    } catch (err) {
+      requestMemory.give(floor);
+      throw err;
+    }
     try {
       for await (const chunk of body) {
         const length = chunk.length;
@@ -115,6 +128,7 @@ export class UploadStore {
     } catch (err) {
       failure ??= err;
     }
+    requestMemory.give(floor);
     if (failure !== undefined) throw failure;
     return writer.size;
   }

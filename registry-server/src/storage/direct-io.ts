@@ -10,6 +10,7 @@ import { constants as fsConstants } from "node:fs";
 import * as fs from "node:fs/promises";
 import { FileWriter, StorageFullError } from "./driver";
 import { IdleRelease } from "../util/idle-release";
+import { requestMemory } from "../util/memory-budget";
 import { isFull, isUnsupported } from "./errno";
 
 // The one WebAssembly API used here (the DOM typings that declare it are not loaded).
@@ -166,11 +167,14 @@ export interface DirectTarget {
  * A writer for data of unknown length (an upload's PATCH or PUT): the first SLOT_BYTES are held
  * as they arrive; a file that ends before that is written buffered in one go (small blobs), a
  * longer one continues with direct writes when the file ends on a block boundary and staging buffers
- * are free, and buffered (`fallback`) otherwise.
+ * are free, and buffered (`fallback`) otherwise. What is held counts against the request memory
+ * budget; when it has no room, the choice is made at once.
  */
 export class AdaptiveWriter implements FileWriter {
   private held: Buffer[] = [];
   private heldBytes = 0;
+  /** Bytes of `held` taken from the request memory budget. */
+  private budgeted = 0;
   private inner: FileWriter | undefined;
 
   constructor(
@@ -189,7 +193,11 @@ export class AdaptiveWriter implements FileWriter {
     if (this.inner) return this.inner.write(chunk);
     this.held.push(chunk);
     this.heldBytes += chunk.length;
-    if (this.heldBytes < SLOT_BYTES) return false;
+    // Held only while the process's budget has room: without it, the choice is made now.
+    if (this.heldBytes < SLOT_BYTES && requestMemory.tryTake(chunk.length)) {
+      this.budgeted += chunk.length;
+      return false;
+    }
     return this.handOver(await this.choose());
   }
 
@@ -197,12 +205,25 @@ export class AdaptiveWriter implements FileWriter {
   private async handOver(inner: FileWriter): Promise<boolean> {
     this.inner = inner;
     let copied = false;
-    while (this.held.length > 0) {
-      const held = this.held.shift() as Buffer;
-      this.heldBytes -= held.length;
-      copied = await inner.write(held);
+    try {
+      while (this.held.length > 0) {
+        const held = this.held.shift() as Buffer;
+        this.heldBytes -= held.length;
+        // Its budget goes back as the chunk goes (a buffered inner writer asks for its own).
+        const budgeted = Math.min(held.length, this.budgeted);
+        this.budgeted -= budgeted;
+        requestMemory.give(budgeted);
+        copied = await inner.write(held);
+      }
+    } finally {
+      this.giveBudget();
     }
     return copied;
+  }
+
+  private giveBudget(): void {
+    requestMemory.give(this.budgeted);
+    this.budgeted = 0;
   }
 
   private async choose(): Promise<FileWriter> {
@@ -235,6 +256,7 @@ export class AdaptiveWriter implements FileWriter {
   async cancel(): Promise<void> {
     this.held = [];
     this.heldBytes = 0;
+    this.giveBudget();
     this.inner ??= this.fallback(this.fh, this.startSize);
     await this.inner.cancel();
   }

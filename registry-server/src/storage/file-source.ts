@@ -6,6 +6,7 @@ import type { Writable } from "node:stream";
 import { DIRECT_ALIGN, SLOT_BYTES, slotPool } from "./direct-io";
 import type { FileSource } from "./driver";
 import { isUnsupported } from "./errno";
+import { requestMemory } from "../util/memory-budget";
 
 /** Buffers a download holds at once: being read into, or in the stream's hands. */
 const SENDS_IN_FLIGHT = 4;
@@ -16,6 +17,12 @@ const SENDS_IN_FLIGHT = 4;
 const READS_AHEAD = 2;
 /** Buffered downloads' buffers (SLOT_BYTES) kept between downloads. */
 const spareBuffers: Buffer[] = [];
+/** A download's buffers when the request memory budget has no room (and smaller downloads' own). */
+const SMALL_BUFFER_BYTES = 32 << 10;
+/** Buffers a download may hold without the budget: one in the stream's hands while the next is read. */
+const MIN_BUFFERS = 2;
+/** Where a download's buffer came from: the slot pool, the request memory budget, or its own (small). */
+type Origin = "slot" | "budget" | "own";
 
 /**
  * Sends a file through a ring of SENDS_IN_FLIGHT reused buffers of SLOT_BYTES: a buffer is read into
@@ -48,7 +55,8 @@ export class FilesystemFileSource implements FileSource {
     if (start > end) return;
     const bufferBytes = Math.min(SLOT_BYTES, end - start + 1);
     const ring: Buffer[] = [];
-    const slots = new Set<Buffer>();
+    /** Every buffer this download holds (in the ring, being read into, in the stream) and where it came from. */
+    const held = new Map<Buffer, Origin>();
     let outstanding = 0;
     let finished = false;
     let wake: (() => void) | undefined;
@@ -65,7 +73,7 @@ export class FilesystemFileSource implements FileSource {
       if (!inStream.delete(buf)) return;
       outstanding--;
       // A write the stream completes after the download ended (a client gone) still frees its slot.
-      if (finished) this.release(buf, slots);
+      if (finished) this.release(buf, held);
       else ring.push(buf);
       wake?.();
     };
@@ -82,10 +90,13 @@ export class FilesystemFileSource implements FileSource {
     try {
       while (!gone && (readPos <= end || queued.length > 0)) {
         while (readPos <= end && queued.length < READS_AHEAD && outstanding + queued.length < SENDS_IN_FLIGHT) {
-          const buf = ring.pop() ?? this.newBuffer(bufferBytes, slots);
-          const skip = slots.has(buf) ? readPos % DIRECT_ALIGN : 0;
+          const buf = ring.pop() ?? this.newBuffer(bufferBytes, held);
+          // None to be had: the buffers this download holds come back in turn.
+          if (!buf) break;
+          const slot = held.get(buf) === "slot";
+          const skip = slot ? readPos % DIRECT_ALIGN : 0;
           const length = Math.min(buf.length - skip, end - readPos + 1);
-          const read = this.readInto(buf, slots.has(buf), readPos, skip, length);
+          const read = this.readInto(buf, slot, readPos, skip, length);
           // Handled when its turn comes; until then a failure must not count as unhandled (it would end the process).
           read.catch(() => undefined);
           queued.push({ buf, read });
@@ -111,13 +122,13 @@ export class FilesystemFileSource implements FileSource {
         ring.push(buf);
       }
       // Buffers still in the stream's hands come back through `returned`; those here are freed now.
-      for (const buf of ring) this.release(buf, slots);
+      for (const buf of ring) this.release(buf, held);
       // A response whose socket is destroyed but has not emitted 'close' yet drops a write without
       // calling back (node's OutgoingMessage._writeRaw), and its slot was lost (seen once, in the
       // abandoned-downloads test). Once the stream has closed nothing holds these buffers.
       if (gone && inStream.size > 0) {
         setImmediate(() => {
-          for (const buf of inStream) this.release(buf, slots);
+          for (const buf of inStream) this.release(buf, held);
           inStream.clear();
         });
       }
@@ -145,22 +156,40 @@ export class FilesystemFileSource implements FileSource {
     return buf.subarray(skip, skip + length);
   }
 
-  /** A slot when reading direct (and one is free), else a buffer kept from an earlier download, else a new one. */
-  private newBuffer(bytes: number, slots: Set<Buffer>): Buffer {
+  /**
+   * A buffer for the next read: a slot when reading direct (and one is free); else one kept from an
+   * earlier download or a new one, as long as the request memory budget has room for it; else,
+   * for a download holding fewer than two, a small one (every download keeps moving, and many at
+   * once stay within the budget plus a few KiB each). Undefined when the download must wait for
+   * one of its own to come back.
+   */
+  private newBuffer(bytes: number, held: Map<Buffer, Origin>): Buffer | undefined {
     if (this.directOk) {
       const slot = slotPool.takeOne();
       if (slot) {
-        slots.add(slot);
+        held.set(slot, "slot");
         return slot;
       }
     }
-    if (bytes === SLOT_BYTES) return spareBuffers.pop() ?? Buffer.allocUnsafeSlow(bytes);
-    return Buffer.allocUnsafe(bytes);
+    let buf: Buffer | undefined;
+    let origin: Origin = "own";
+    if (bytes <= SMALL_BUFFER_BYTES) buf = Buffer.allocUnsafe(bytes);
+    else if (requestMemory.tryTake(bytes)) {
+      origin = "budget";
+      buf = (bytes === SLOT_BYTES ? spareBuffers.pop() : undefined) ?? Buffer.allocUnsafeSlow(bytes);
+    } else if (held.size < MIN_BUFFERS) buf = Buffer.allocUnsafeSlow(SMALL_BUFFER_BYTES);
+    if (buf) held.set(buf, origin);
+    return buf;
   }
 
-  private release(buf: Buffer, slots: Set<Buffer>): void {
-    if (slots.delete(buf)) slotPool.give(buf);
-    else if (buf.length === SLOT_BYTES && spareBuffers.length < SENDS_IN_FLIGHT) spareBuffers.push(buf);
+  private release(buf: Buffer, held: Map<Buffer, Origin>): void {
+    const origin = held.get(buf);
+    held.delete(buf);
+    if (origin === "slot") slotPool.give(buf);
+    else if (origin === "budget") {
+      requestMemory.give(buf.length);
+      if (buf.length === SLOT_BYTES && spareBuffers.length < SENDS_IN_FLIGHT) spareBuffers.push(buf);
+    }
   }
 
   /** Reads a slot's worth from an aligned position; undefined when O_DIRECT is refused (then buffered from here on). */

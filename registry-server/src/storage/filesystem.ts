@@ -13,6 +13,7 @@ import { FilesystemFileSource } from "./file-source";
 import * as calls from "./fs-calls";
 import { RecentPaths } from "./recent-paths";
 import { FileInfo, FileSource, FileWriter, PathNotFoundError, PublishStep, StorageDriver, StorageFullError } from "./driver";
+import { requestMemory } from "../util/memory-budget";
 
 /** Where atomic writes stage their files, under the root (same file system, so renames are atomic). */
 export const TMP_DIR = ".tmp";
@@ -653,6 +654,7 @@ function startBackgroundSync(fh: fs.FileHandle): Promise<void> | undefined {
  * Appends to a file: chunks are gathered and written with one writev per WRITE_BATCH_BYTES while
  * the next batch fills (one write in flight), and a background datasync starts every
  * BACKGROUND_SYNC_BYTES, so writeback overlaps a large transfer and the final fsync is short.
+ * A batch counts against the request memory budget (memory-budget.ts) until it is written.
  * Measured and dropped: copying chunks into reused buffers to spare the GC (more system time),
  * and carrying unsynced bytes across an upload's PATCHes (syncs that outlive their request
  * slowed what came next).
@@ -660,6 +662,8 @@ function startBackgroundSync(fh: fs.FileHandle): Promise<void> | undefined {
 class FilesystemFileWriter implements FileWriter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Bytes of `pending` taken from the request memory budget (given back once written). */
+  private pendingBudget = 0;
   /** Bytes the kernel has accepted. */
   private written: number;
   /** The batch being written while the next one fills. */
@@ -687,11 +691,24 @@ class FilesystemFileWriter implements FileWriter {
     if (this.failure !== undefined) throw this.failure;
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= WRITE_BATCH_BYTES) {
+    // A batch fills only while the process's request memory budget has room.
+    if (this.pendingBytes < WRITE_BATCH_BYTES) {
+      if (requestMemory.tryTake(chunk.length)) {
+        this.pendingBudget += chunk.length;
+        return false;
+      }
+      // Without room, what is here is written now and waited for: the upload holds no more than
+      // this chunk (and what the socket has brought meanwhile) until the write is done.
       await this.inFlight;
       if (this.failure !== undefined) throw this.failure;
       this.startFlush();
+      await this.inFlight;
+      if (this.failure !== undefined) throw this.failure;
+      return false;
     }
+    await this.inFlight;
+    if (this.failure !== undefined) throw this.failure;
+    this.startFlush();
     return false;
   }
 
@@ -699,10 +716,12 @@ class FilesystemFileWriter implements FileWriter {
     if (this.pendingBytes === 0) return;
     const batch = this.pending;
     const bytes = this.pendingBytes;
+    const budget = this.pendingBudget;
     this.pending = [];
     this.pendingBytes = 0;
+    this.pendingBudget = 0;
     this.inFlightBytes = bytes;
-    this.inFlight = this.writeBatch(batch, bytes).then(
+    this.inFlight = this.writeBatch(batch, bytes).finally(() => requestMemory.give(budget)).then(
       () => {
         this.written += bytes;
         this.inFlightBytes = 0;
@@ -766,6 +785,8 @@ class FilesystemFileWriter implements FileWriter {
   async cancel(): Promise<void> {
     this.pending = [];
     this.pendingBytes = 0;
+    requestMemory.give(this.pendingBudget);
+    this.pendingBudget = 0;
     await this.inFlight;
     await this.syncing;
     await this.closeHandle();

@@ -15,6 +15,7 @@
 import { createHash, Hash } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import { IdleRelease } from "./idle-release";
+import { requestMemory } from "./memory-budget";
 
 /** Bytes an upload must reach (within one request) before its hashing moves to the worker. */
 export const OFFLOAD_FROM_BYTES = 1 << 20;
@@ -296,15 +297,24 @@ interface Held {
   chunk: Buffer;
   owned: boolean;
 }
-type Place = { at: "undecided"; held: Held[]; bytes: number } | { at: "local"; hash: Hash } | WorkerPlace;
+/** Chunks held while undecided: their bytes, and how many of them were taken from the request memory budget. */
+type Undecided = { at: "undecided"; held: Held[]; bytes: number; budgeted: number };
+type Place = Undecided | { at: "local"; hash: Hash } | WorkerPlace;
+
+/** The held chunks are about to go (hashed here, sent, or dropped): their budget is given back. */
+function decided(place: Undecided): void {
+  requestMemory.give(place.budgeted);
+  place.budgeted = 0;
+}
 
 /**
  * The digest of an upload's bytes, fed in order. Bytes are held (not copied) until the request
- * has brought OFFLOAD_FROM_BYTES; then they go to the worker, or, when a request ends with less
- * (`settle`), they are hashed here and so is the rest of the upload.
+ * has brought OFFLOAD_FROM_BYTES (or the request memory budget has no room for them); then they
+ * go to the worker, or, when a request ends with less (`settle`), they are hashed here and so is
+ * the rest of the upload.
  */
 export class UploadHash {
-  private place: Place = { at: "undecided", held: [], bytes: 0 };
+  private place: Place = { at: "undecided", held: [], bytes: 0, budgeted: 0 };
 
   constructor(
     /** Node's name of the hash (sha256, sha512). */
@@ -325,7 +335,11 @@ export class UploadHash {
     if (place.at === "worker") return this.send(place, chunk, owned);
     place.held.push({ chunk, owned });
     place.bytes += chunk.length;
-    if (place.bytes < OFFLOAD_FROM_BYTES) return undefined;
+    // Held only while the process's request memory budget has room; without it, to the worker now.
+    if (place.bytes < OFFLOAD_FROM_BYTES && requestMemory.tryTake(chunk.length)) {
+      place.budgeted += chunk.length;
+      return undefined;
+    }
     const id = hashWorker.open();
     if (id === undefined) {
       this.settle();
@@ -334,7 +348,19 @@ export class UploadHash {
     const worker: WorkerPlace = { at: "worker", id, generation: hashWorker.generation, pieces: [], pieceBytes: 0, segment: undefined, fill: 0, lost: false };
     this.place = worker;
     return (async () => {
-      for (const held of place.held) await this.send(worker, held.chunk, held.owned);
+      // The held chunks go in order (waiting for segments if need be); each one's budget is given
+      // back once it has gone, not before: until then this upload still holds it.
+      try {
+        for (let held = place.held.shift(); held; held = place.held.shift()) {
+          const bytes = held.chunk.length;
+          await this.send(worker, held.chunk, held.owned);
+          const budgeted = Math.min(bytes, place.budgeted);
+          place.budgeted -= budgeted;
+          requestMemory.give(budgeted);
+        }
+      } finally {
+        decided(place);
+      }
     })();
   }
 
@@ -349,6 +375,7 @@ export class UploadHash {
       return;
     }
     if (place.at !== "undecided") return;
+    decided(place);
     const hash = createHash(this.algorithm);
     for (const held of place.held) hash.update(held.chunk);
     this.place = { at: "local", hash };
@@ -367,6 +394,7 @@ export class UploadHash {
   /** Forgets the state (an upload cancelled, failed or evicted). */
   drop(): void {
     const place = this.place;
+    if (place.at === "undecided") decided(place);
     if (place.at === "worker" && place.generation === hashWorker.generation) {
       this.unsend(place);
       hashWorker.drop(place.id);
