@@ -86,7 +86,8 @@ function machineHeader(options: Options, refVersion: string | undefined, tmpNote
     `stores: ${tmpNote}; client and servers share the machine's cores`,
     `workload: monolithic ${mib(s.monoBytes)}, chunked ${mib(s.chunkedBytes)} in ${mib(s.chunkBytes)} PATCHes, pull ${mib(s.monoBytes)}, ` +
       `${s.parallelCount}×${mib(s.parallelBytes)} parallel, ${s.smallImages} small images (${s.smallLayerBytes} B layer + config + manifest, concurrency ${s.concurrency}), ` +
-      `catalog ${s.catalogRepos} repos n=${s.catalogPageSize} ×${s.catalogWalks} walks, tags/list of ${s.tagCount} tags ×${s.tagRequests}`,
+      `catalog ${s.catalogRepos} repos n=${s.catalogPageSize} ×${s.catalogWalks} walks, tags/list of ${s.tagCount} tags ×${s.tagRequests}; ` +
+      `after the rounds, a crowd of ${s.crowdClients} clients at once each pushing then pulling ${mib(s.crowdBytes)}`,
     `phases: ${options.phases.join(", ")}; MB = 10^6 bytes; medians over rounds with [min–max]; ratio = median of the per-round ours/reference ratios`,
   ];
 }
@@ -116,7 +117,7 @@ async function runRounds(options: Options, run: Run, sampler: RssSampler, nonce:
     load.mark();
     // Alternate who goes first, so that neither always runs on a warmer (or more tired) machine.
     const order = round % 2 === 0 ? run.states : [...run.states].reverse();
-    for (const phase of options.phases) {
+    for (const phase of options.phases.filter((p) => p !== "crowd")) {
       for (const state of order) {
         const kind = state.server.kind;
         sampler.label = `round ${round + 1} ${phase}`;
@@ -143,6 +144,25 @@ async function runRounds(options: Options, run: Run, sampler: RssSampler, nonce:
     sampler.endRound();
     run.background.push(load.coresSinceMark());
     progress(`round ${round + 1}: other processes used ${run.background[round].toFixed(2)} cores on average; the disk synced ${run.disk[round].toFixed(0)} MB/s at its start`);
+  }
+}
+
+/** The crowd phase, once per server after the rounds (and after the memory figures of the rounds are taken). */
+async function runCrowd(options: Options, run: Run, nonce: string): Promise<void> {
+  for (const state of run.states) {
+    const kind = state.server.kind;
+    try {
+      const values = await PHASE_RUNNERS.crowd({ state, round: options.rounds, sizes: options.sizes, nonce });
+      const series = run.series.get(kind) ?? {};
+      for (const [key, value] of Object.entries(values)) series[key as MetricKey] = [value];
+      run.series.set(kind, series);
+      progress(`crowd    ${kind.padEnd(9)} ${Object.entries(values).map(([k, v]) => `${k}=${v.toFixed(0)}`).join(" ")}`);
+    } catch (err) {
+      const message = `crowd ${kind}: ${(err as Error).message}`;
+      run.errors.push(message);
+      progress(`ERROR ${message}`);
+    }
+    settle();
   }
 }
 
@@ -231,6 +251,7 @@ async function main(): Promise<number> {
       observations.set(server.kind, await observeDurability(server, `${nonce}/durability`, path.join(base, `strace-${server.kind}.txt`)));
     }
     sampler.stop();
+    if (options.phases.includes("crowd")) await runCrowd(options, run, nonce);
   } finally {
     sampler?.stop();
     memorySeries(run, sampler ?? new RssSampler(new Map()), hwm);

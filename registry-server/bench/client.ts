@@ -82,12 +82,16 @@ async function writeBody(req: http.ClientRequest, chunks: Iterable<Buffer>): Pro
 }
 
 export class RegistryClient {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64 });
+  private readonly agent: http.Agent;
 
   constructor(
     readonly host: string,
     readonly port: number,
-  ) {}
+    /** Connections at once, at most (requests beyond wait for one). */
+    maxSockets = 64,
+  ) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+  }
 
   close(): void {
     this.agent.destroy();

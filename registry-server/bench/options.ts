@@ -2,7 +2,7 @@
 
 export type ServerKind = "ours" | "reference";
 
-export const PHASES = ["mono", "chunked", "pull", "parallel", "small", "catalog", "tags"] as const;
+export const PHASES = ["mono", "chunked", "pull", "parallel", "small", "catalog", "tags", "crowd"] as const;
 export type PhaseName = (typeof PHASES)[number];
 
 const MiB = 1 << 20;
@@ -22,6 +22,9 @@ export interface Sizes {
   tagRequests: number;
   /** Requests in flight in the small-request phases. */
   concurrency: number;
+  /** Clients at once in the crowd phase (after the rounds), each pushing and then pulling one blob of crowdBytes. */
+  crowdClients: number;
+  crowdBytes: number;
 }
 
 export const FULL_SIZES: Sizes = {
@@ -38,6 +41,8 @@ export const FULL_SIZES: Sizes = {
   tagCount: 500,
   tagRequests: 2000,
   concurrency: 32,
+  crowdClients: 512,
+  crowdBytes: 2 * MiB,
 };
 
 export const QUICK_SIZES: Sizes = {
@@ -50,6 +55,8 @@ export const QUICK_SIZES: Sizes = {
   catalogWalks: 2,
   tagCount: 200,
   tagRequests: 300,
+  crowdClients: 128,
+  crowdBytes: 1 * MiB,
 };
 
 export interface Options {

@@ -4,10 +4,10 @@
 import { performance } from "node:perf_hooks";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { pool } from "./client";
+import { pool, RegistryClient } from "./client";
 import type { PhaseName, Sizes } from "./options";
 import { BigBlob, makeImage, payload, prepareBlob } from "./payload";
-import { cpuSeconds } from "./proc";
+import { cpuSeconds, statusMiB } from "./proc";
 import type { MetricKey } from "./report";
 import type { ServerHandle } from "./servers";
 
@@ -200,7 +200,36 @@ async function tags(ctx: PhaseContext): Promise<PhaseValues> {
   return requestValues("tags.rps", "tags.cpu", tagRequests, tagRequests, t);
 }
 
-export const PHASE_RUNNERS: Record<PhaseName, (ctx: PhaseContext) => Promise<PhaseValues>> = { mono, chunked, pull, parallel, small, catalog, tags };
+/**
+ * Many clients at once (run once, after the rounds: what it leaves resident would skew their
+ * memory figures): crowdClients connections each push a blob of crowdBytes, then all pull them
+ * back, verified. Its figure is the server's peak RSS meanwhile (sampled every 20 ms): memory
+ * must stay bounded however many transfers run at once.
+ */
+async function crowd(ctx: PhaseContext): Promise<PhaseValues> {
+  const { server } = ctx.state;
+  const { crowdClients: n, crowdBytes } = ctx.sizes;
+  const blobs = Array.from({ length: n }, (_, i) => prepareBlob(uid(ctx, `crowd${i}`), crowdBytes));
+  const client = new RegistryClient(server.client.host, server.client.port, n);
+  let peak = 0;
+  const sample = () => (peak = Math.max(peak, statusMiB(server.pid, "VmRSS") ?? 0));
+  sample();
+  const sampler = setInterval(sample, 20);
+  try {
+    const pushes = await timed(server.pid, () => Promise.all(blobs.map((b) => client.pushBlob("crowd/r", b.digest, payload(b.id, 0, b.size), b.size))));
+    ctx.state.roundBlobs.push(...blobs.map((b) => b.digest));
+    const pulls = await timed(server.pid, () => Promise.all(blobs.map((b) => client.pullBlob("crowd/r", b.digest, b.size))));
+    sample();
+    const bytes = n * crowdBytes;
+    return { "crowd.rss": peak, "crowd.push.mbps": bytes / 1e6 / pushes.seconds, "crowd.pull.mbps": bytes / 1e6 / pulls.seconds };
+  } finally {
+    clearInterval(sampler);
+    client.close();
+    await dropRoundBlobs(ctx.state);
+  }
+}
+
+export const PHASE_RUNNERS: Record<PhaseName, (ctx: PhaseContext) => Promise<PhaseValues>> = { mono, chunked, pull, parallel, small, catalog, tags, crowd };
 
 /**
  * End of a round: the round's big blobs are removed from the store directly (as garbage

@@ -54,8 +54,10 @@ export class RssSampler {
     this.timer.unref();
   }
 
+  /** Takes a last sample and stops; stopping again samples nothing (what runs after must not count). */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (!this.timer) return;
+    clearInterval(this.timer);
     this.timer = undefined;
     this.sample();
   }

@@ -38,6 +38,9 @@ export const METRICS = [
   { key: "rss.peak", label: "peak RSS (VmRSS every 50 ms)", unit: "MiB", better: "lower", decimals: 0, goal: { on: "ours", max: 128, text: "≤128 MiB" } },
   { key: "rss.hwm", label: "VmHWM at the end", unit: "MiB", better: "lower", decimals: 0, goal: { on: "ours", max: 128, text: "≤128 MiB" } },
   { key: "rss.growth", label: "RSS growth, last vs first round peak", unit: "%", better: "lower", decimals: 1, goal: { on: "ours", max: 10, text: "no growth (≤10%)" } },
+  { key: "crowd.rss", label: "peak RSS, a crowd of clients at once", unit: "MiB", better: "lower", decimals: 0, goal: { on: "ours", max: 256, text: "≤256 MiB (its limit)" } },
+  { key: "crowd.push.mbps", label: "crowd: pushes (aggregate)", unit: "MB/s", better: "higher", decimals: 0 },
+  { key: "crowd.pull.mbps", label: "crowd: pulls, verified (aggregate)", unit: "MB/s", better: "higher", decimals: 0 },
 ] as const satisfies readonly MetricDef[];
 
 export type MetricKey = (typeof METRICS)[number]["key"];
