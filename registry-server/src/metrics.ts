@@ -7,6 +7,7 @@ import type { RequestObserver } from "./http/app";
 import type { GcListener } from "./maintenance";
 import type { Registry } from "./registry/registry";
 import { countObjects, StorageUsage } from "./registry/usage";
+import { requestMemory } from "./util/memory-budget";
 
 /** Any other method is counted as "other", so a client cannot add series at will. */
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -66,6 +67,22 @@ export class RegistryMetrics {
       async collect() {
         const counts = await countObjects(store, usage);
         for (const [kind, n] of Object.entries(counts)) this.set({ kind }, n);
+      },
+    });
+    new Gauge({
+      name: "registry_request_memory_bytes",
+      help: "Bytes requests hold of the process's request memory budget (uploads' first chunks, buffered batches, download buffers, manifest bodies).",
+      registers,
+      collect() {
+        this.set(requestMemory.inUse);
+      },
+    });
+    new Gauge({
+      name: "registry_request_memory_waiting",
+      help: "Requests waiting for room in the request memory budget before they read their bodies.",
+      registers,
+      collect() {
+        this.set(requestMemory.waiting);
       },
     });
     new Gauge({

@@ -19,7 +19,7 @@ export const SMALL_BODY_BYTES = 64 << 10;
 
 export class MemoryBudget {
   private used = 0;
-  private readonly waiting: { bytes: number; wake: () => void }[] = [];
+  private readonly waiters: { bytes: number; wake: () => void }[] = [];
 
   constructor(readonly limit: number) {}
 
@@ -28,9 +28,14 @@ export class MemoryBudget {
     return this.used;
   }
 
+  /** Reservations waiting for room (metrics). */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   /** Takes `bytes` when they fit and nobody waits for room; never waits. */
   tryTake(bytes: number): boolean {
-    if (this.waiting.length > 0 || this.used + bytes > this.limit) return false;
+    if (this.waiters.length > 0 || this.used + bytes > this.limit) return false;
     this.used += bytes;
     return true;
   }
@@ -39,7 +44,7 @@ export class MemoryBudget {
   async take(bytes: number): Promise<number> {
     const want = Math.min(bytes, this.limit);
     if (this.tryTake(want)) return want;
-    await new Promise<void>((wake) => this.waiting.push({ bytes: want, wake }));
+    await new Promise<void>((wake) => this.waiters.push({ bytes: want, wake }));
     return want;
   }
 
@@ -47,8 +52,8 @@ export class MemoryBudget {
   give(bytes: number): void {
     if (bytes <= 0) return;
     this.used = Math.max(0, this.used - bytes);
-    while (this.waiting.length > 0 && this.used + this.waiting[0].bytes <= this.limit) {
-      const next = this.waiting.shift() as { bytes: number; wake: () => void };
+    while (this.waiters.length > 0 && this.used + this.waiters[0].bytes <= this.limit) {
+      const next = this.waiters.shift() as { bytes: number; wake: () => void };
       this.used += next.bytes;
       next.wake();
     }

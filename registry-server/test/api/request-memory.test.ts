@@ -1,5 +1,5 @@
 // The request memory budget over HTTP: streamed uploads and large manifests wait for room in
-// turn (small ones never do), and after a burst of uploads and downloads, some abandoned
+// turn (small ones never do; the metrics show who waits), and after a burst of uploads and downloads, some abandoned
 // midway, every byte of the budget has come back.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -9,6 +9,7 @@ import { requestMemory } from "../../src/util/memory-budget";
 import { exhaustBudget } from "../helpers/memory";
 import { descriptor, imageManifest, OCI_CONFIG, OCI_MANIFEST, pushBlob, sha256 } from "../helpers/registry";
 import { startServer, TestServer } from "../helpers/server";
+import { scrape, value } from "../metrics/prometheus";
 
 const KiB = 1024;
 
@@ -61,6 +62,9 @@ describe("request memory budget over HTTP", () => {
     try {
       patch = streamed(base, "PATCH", location, body);
       assert.equal(await settlesWithin(patch, 300), false, "the PATCH waits while the budget has no room");
+      const metrics = await scrape(base);
+      assert.equal(value(metrics, "registry_request_memory_waiting"), 1);
+      assert.equal(value(metrics, "registry_request_memory_bytes"), requestMemory.limit);
       // A chunk of stated, small length streams without asking for room.
       const other = await startSession(base, "mem/patch");
       const small = await fetch(`${base}${other}`, { method: "PATCH", body: randomBytes(10 * KiB), headers: { "Content-Type": "application/octet-stream" } });
