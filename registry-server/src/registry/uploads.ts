@@ -2,6 +2,7 @@
 // stays in memory between PATCHes so completing a multi-GiB upload does not read it again. A
 // session continued by another process (or after a restart) is rehashed from disk instead.
 import { randomUUID } from "node:crypto";
+import { Writable } from "node:stream";
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
 import { FileInfo, FileWriter, ifExists, StorageDriver } from "../storage/driver";
@@ -170,9 +171,24 @@ export class UploadStore {
     });
   }
 
+  /**
+   * Hashes a session's data again, read as downloads read (direct when large, through buffers
+   * the request memory budget bounds): a read stream took 1 MiB per read, for each such upload.
+   */
   private async hashFile(path: string, like: Digest): Promise<Digest> {
     const hash = like.newHash();
-    for await (const chunk of await this.driver.reader(path)) hash.update(chunk as Buffer);
+    const source = await this.driver.openSource(path);
+    try {
+      const sink = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          hash.update(chunk);
+          done();
+        },
+      });
+      await source.sendTo(sink, 0, source.size - 1);
+    } finally {
+      await source.close();
+    }
     return Digest.fromHash(like.algorithm, hash);
   }
 

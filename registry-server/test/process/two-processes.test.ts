@@ -132,6 +132,21 @@ describe("two processes on one storage directory", () => {
     await expectBlob(b.url, "two/chunked", content);
   });
 
+  it("rehashes a large session from disk on the other process, and refuses it under a wrong digest", async () => {
+    // Past the staging-slot size: read back direct, through the downloads' buffers.
+    const content = randomBytes(3 * 1024 * 1024 + 4099);
+    const wrong = await startUpload(a.url, "two/rehash");
+    await patchChunk(a.url, wrong, content, 0);
+    const refused = await completeUpload(b.url, wrong, sha256(Buffer.from("something else")), Buffer.alloc(0));
+    assert.equal(refused.status, 400);
+    assert.equal(((await refused.json()) as { errors: { code: string }[] }).errors[0].code, "DIGEST_INVALID");
+    const right = await startUpload(a.url, "two/rehash");
+    await patchChunk(a.url, right, content.subarray(0, content.length - 1), 0);
+    const res = await completeUpload(b.url, right, sha256(content), content.subarray(content.length - 1));
+    assert.equal(res.status, 201, await res.text());
+    await expectBlob(a.url, "two/rehash", content);
+  });
+
   it("completes a chunked upload whose chunks alternate between the processes", async () => {
     const content = randomBytes(5 * 100_000);
     const chunks = [0, 1, 2, 3, 4].map((i) => content.subarray(i * 100_000, (i + 1) * 100_000));
