@@ -21,6 +21,7 @@ import { ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { parseManifest, ParsedManifest, referrerDescriptor, requiredBlobs } from "./manifest";
 import type { Registry } from "./registry";
+import { storedDigest } from "./stored-digest";
 import { uploadInfo } from "./uploads";
 import { forEachConcurrently, REPOSITORY_CONCURRENCY, WALK_CONCURRENCY } from "../util/concurrently";
 
@@ -320,15 +321,8 @@ class StoreCheck {
   }
 
   /** Digest of the file's content in the algorithm of `like`, or undefined when there is no file. */
-  private async hash(path: string, like: Digest): Promise<Digest | undefined> {
-    const stream = await ifExists(this.driver.reader(path));
-    if (!stream) return undefined;
-    const hash = like.newHash();
-    for await (const chunk of stream) {
-      hash.update(chunk as Buffer);
-      this.report.checked.bytesHashed += (chunk as Buffer).length;
-    }
-    return Digest.fromHash(like.algorithm, hash);
+  private hash(path: string, like: Digest): Promise<Digest | undefined> {
+    return ifExists(storedDigest(this.driver, path, like, (bytes) => (this.report.checked.bytesHashed += bytes)));
   }
 
   // Repositories.

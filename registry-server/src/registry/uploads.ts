@@ -2,7 +2,6 @@
 // stays in memory between PATCHes so completing a multi-GiB upload does not read it again. A
 // session continued by another process (or after a restart) is rehashed from disk instead.
 import { randomUUID } from "node:crypto";
-import { Writable } from "node:stream";
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
 import { FileInfo, FileWriter, ifExists, StorageDriver } from "../storage/driver";
@@ -12,6 +11,7 @@ import { requestMemory, SMALL_BODY_BYTES } from "../util/memory-budget";
 import { UploadHash } from "../util/upload-hash";
 import { uploadReceived } from "../util/young-gc";
 import type { BlobStore } from "./blobs";
+import { storedDigest } from "./stored-digest";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** What a streaming upload holds at a time, about: three socket reads (see appendLocked). */
@@ -149,7 +149,7 @@ export class UploadStore {
       let hex: string | undefined;
       if (state && state.offset === size && digest.algorithm === "sha256") hex = await state.hash.digest().catch(() => undefined);
       else state?.hash.drop();
-      const actual = hex !== undefined ? Digest.parse(`sha256:${hex}`) : await this.hashFile(dataPath, digest);
+      const actual = hex !== undefined ? Digest.parse(`sha256:${hex}`) : await storedDigest(this.driver, dataPath, digest);
       if (!actual.equals(digest)) {
         await this.driver.delete(dataPath).catch(() => undefined);
         throw new RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content", { expected: digest.toString(), actual: actual.toString() });
@@ -169,27 +169,6 @@ export class UploadStore {
       this.hashStates.delete(sessionKey(repo, id));
       await this.driver.delete(paths.uploadData(repo, id));
     });
-  }
-
-  /**
-   * Hashes a session's data again, read as downloads read (direct when large, through buffers
-   * the request memory budget bounds): a read stream took 1 MiB per read, for each such upload.
-   */
-  private async hashFile(path: string, like: Digest): Promise<Digest> {
-    const hash = like.newHash();
-    const source = await this.driver.openSource(path);
-    try {
-      const sink = new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          hash.update(chunk);
-          done();
-        },
-      });
-      await source.sendTo(sink, 0, source.size - 1);
-    } finally {
-      await source.close();
-    }
-    return Digest.fromHash(like.algorithm, hash);
   }
 
   private remember(repo: string, id: string, state: HashState): void {

@@ -1,7 +1,7 @@
 // The narrow storage driver interface (after distribution's storagedriver.go). Paths are
 // absolute, slash-separated and built only by paths.ts. A driver knows nothing of registries:
 // no digests, no HTTP. The domain stores in src/registry/ sit on top of it.
-import type { Readable, Writable } from "node:stream";
+import type { Writable } from "node:stream";
 
 export interface FileInfo {
   path: string;
@@ -83,8 +83,6 @@ export interface StorageDriver {
   getContent(path: string): Promise<Buffer>;
   /** Atomically and durably replaces the file's content (readers see old or new, never half). */
   putContent(path: string, content: Buffer | string): Promise<void>;
-  /** Streams the file from `offset` to `end` inclusive (the whole rest when end is undefined). */
-  reader(path: string, offset?: number, end?: number): Promise<Readable>;
   /** Opens a file to send (downloads): PathNotFoundError now rather than once headers are out. */
   openSource(path: string): Promise<FileSource>;
   /** Opens a file for writing; with append it continues after the existing content. */

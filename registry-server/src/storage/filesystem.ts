@@ -6,7 +6,6 @@ import { closeSync, constants as fsConstants, openSync, readSync, statSync, utim
 import * as fs from "node:fs/promises";
 import * as nodePath from "node:path";
 import { randomBytes } from "node:crypto";
-import type { Readable, Writable } from "node:stream";
 import { AdaptiveWriter, SLOT_BYTES } from "./direct-io";
 import { isFull, isMissing, isUnsupported } from "./errno";
 import { FilesystemFileSource } from "./file-source";
@@ -28,8 +27,6 @@ export const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 const WRITE_BATCH_BYTES = 512 << 10;
 /** getContent reads this much first; a file that fills it is read whole afterwards. */
 const SMALL_READ_BYTES = 8192;
-/** Largest read of a stream from reader(). */
-const READ_STREAM_BYTES = 1 << 20;
 /** Directories remembered as existing (those added longest ago are crowded out first): 17 bytes each, 136 KiB. */
 const KNOWN_DIRS = 8192;
 /**
@@ -513,22 +510,6 @@ export class FilesystemDriver implements StorageDriver {
 
   async putContent(path: string, content: Buffer | string): Promise<void> {
     await this.publish([{ path, content }]);
-  }
-
-  async reader(path: string, offset = 0, end?: number): Promise<Readable> {
-    const fh = await this.openForReading(path);
-    let bytes: number;
-    try {
-      bytes = (end === undefined ? (await fh.stat()).size - 1 : end) - offset + 1;
-    } catch (err) {
-      await fh.close();
-      throw err;
-    }
-    // Each read allocates a buffer of the stream's high-water mark: sized to the file, a small one
-    // costs a few KiB, not a MiB (fsck of 60,000 small blobs spent 12% of its time collecting them).
-    const highWaterMark = Math.min(READ_STREAM_BYTES, Math.max(bytes, SMALL_READ_BYTES));
-    // The stream owns the handle and closes it when it ends or is destroyed.
-    return fh.createReadStream({ start: offset, end, highWaterMark });
   }
 
   async openSource(path: string): Promise<FileSource> {

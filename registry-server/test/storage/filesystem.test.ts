@@ -217,10 +217,11 @@ describe("FilesystemDriver", () => {
     assert.deepEqual(await readdir(fsd.root), [".tmp"]);
   });
 
-  it("closes the file descriptor of every reader once it has been read", async () => {
+  it("closes the file descriptors of every source once it is closed", async () => {
     await fsd.driver.putContent("/fd/file", randomBytes(100_000));
+    await fsd.driver.putContent("/fd/large", randomBytes(1024 * 1024));
     const before = openDescriptors();
-    for (let i = 0; i < 100; i++) await readAll(await fsd.driver.reader("/fd/file", i));
+    for (let i = 0; i < 100; i++) await readAll(fsd.driver, i % 2 ? "/fd/file" : "/fd/large");
     await new Promise((resolve) => setTimeout(resolve, 100));
     const leaked = openDescriptors() - before;
     assert.ok(leaked < 5, `${leaked} file descriptors still open after 100 reads`);
