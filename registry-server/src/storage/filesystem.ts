@@ -673,23 +673,20 @@ class FilesystemFileWriter implements FileWriter {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     // A batch fills only while the process's request memory budget has room.
-    if (this.pendingBytes < WRITE_BATCH_BYTES) {
-      if (requestMemory.tryTake(chunk.length)) {
-        this.pendingBudget += chunk.length;
-        return false;
-      }
-      // Without room, what is here is written now and waited for: the upload holds no more than
-      // this chunk (and what the socket has brought meanwhile) until the write is done.
-      await this.inFlight;
-      if (this.failure !== undefined) throw this.failure;
-      this.startFlush();
-      await this.inFlight;
-      if (this.failure !== undefined) throw this.failure;
+    const full = this.pendingBytes >= WRITE_BATCH_BYTES;
+    if (!full && requestMemory.tryTake(chunk.length)) {
+      this.pendingBudget += chunk.length;
       return false;
     }
     await this.inFlight;
     if (this.failure !== undefined) throw this.failure;
     this.startFlush();
+    if (!full) {
+      // Refused room: the write is waited for, so the upload holds no more than this chunk (and
+      // what the socket has brought meanwhile) until it is done.
+      await this.inFlight;
+      if (this.failure !== undefined) throw this.failure;
+    }
     return false;
   }
 

@@ -5,9 +5,10 @@
 // 256 concurrent pulls at 534 MiB, past the Deployment's 256 MiB limit.
 //
 // A holder asks before it gathers more. One that is refused goes on with what it has (it writes
-// now, decides now, or reads through a small buffer), so nothing waits for another holder to
-// let go. Only a body that must be whole in memory (a manifest) waits, and it reserves all it
-// needs at once, before it holds anything: no holder waits while holding.
+// now, decides now, or reads through a small buffer), so it never waits for another to let go.
+// Two kinds of request do wait, in turn, for what they need, and reserve it whole before they
+// hold anything: a body that must be whole in memory (a manifest), and a streamed upload's room
+// for the chunks it has in hand at a time. No one waits while holding, so the waits cannot deadlock.
 
 /** Bytes all requests together may gather (see above); the per-request pieces are far smaller. */
 export const REQUEST_MEMORY_BYTES = 32 << 20;
