@@ -7,8 +7,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { observeDurability, Observation, STATED } from "./durability";
-import { Options, parseArgs, PHASES, ServerKind, Sizes, USAGE, UsageError } from "./options";
-import { dropRoundBlobs, PHASE_RUNNERS, ServerState } from "./phases";
+import { Options, parseArgs, PhaseName, PHASES, ServerKind, Sizes, USAGE, UsageError } from "./options";
+import { dropRoundBlobs, PHASE_RUNNERS, PhaseContext, ServerState } from "./phases";
 import { BackgroundLoad, RssSampler, statusMiB } from "./proc";
 import { buildRows, formatTable, METRICS, MetricKey, Series } from "./report";
 import { referenceVersion, ServerHandle, startOurs, startReference } from "./servers";
@@ -119,24 +119,8 @@ async function runRounds(options: Options, run: Run, sampler: RssSampler, nonce:
     const order = round % 2 === 0 ? run.states : [...run.states].reverse();
     for (const phase of options.phases.filter((p) => p !== "crowd")) {
       for (const state of order) {
-        const kind = state.server.kind;
         sampler.label = `round ${round + 1} ${phase}`;
-        try {
-          const values = await PHASE_RUNNERS[phase]({ state, round, sizes: options.sizes, nonce });
-          const series = run.series.get(kind) ?? {};
-          for (const [key, value] of Object.entries(values)) record(series, key as MetricKey, round, value);
-          run.series.set(kind, series);
-          const shown = Object.entries(values)
-            .filter(([k]) => !k.endsWith("cpu"))
-            .map(([k, v]) => `${k}=${v.toFixed(k.endsWith("seconds") ? 3 : 0)}`)
-            .join(" ");
-          progress(`round ${round + 1}/${options.rounds} ${phase.padEnd(8)} ${kind.padEnd(9)} ${shown}`);
-        } catch (err) {
-          const message = `round ${round + 1} ${phase} ${kind}: ${(err as Error).message}`;
-          run.errors.push(message);
-          progress(`ERROR ${message}`);
-        }
-        settle();
+        await runPhase(run, phase, { state, round, sizes: options.sizes, nonce }, round, `round ${round + 1}/${options.rounds}`);
       }
     }
     for (const state of run.states) await dropRoundBlobs(state);
@@ -147,23 +131,33 @@ async function runRounds(options: Options, run: Run, sampler: RssSampler, nonce:
   }
 }
 
+/**
+ * Runs one phase on one server and records its values at index `at` of the server's series; a
+ * failure is recorded among the run's errors instead.
+ */
+async function runPhase(run: Run, phase: PhaseName, ctx: PhaseContext, at: number, label: string): Promise<void> {
+  const kind = ctx.state.server.kind;
+  try {
+    const values = await PHASE_RUNNERS[phase](ctx);
+    const series = run.series.get(kind) ?? {};
+    for (const [key, value] of Object.entries(values)) record(series, key as MetricKey, at, value);
+    run.series.set(kind, series);
+    const shown = Object.entries(values)
+      .filter(([k]) => !k.endsWith("cpu"))
+      .map(([k, v]) => `${k}=${v.toFixed(k.endsWith("seconds") ? 3 : 0)}`)
+      .join(" ");
+    progress(`${label} ${phase.padEnd(8)} ${kind.padEnd(9)} ${shown}`);
+  } catch (err) {
+    const message = `${label} ${phase} ${kind}: ${(err as Error).message}`;
+    run.errors.push(message);
+    progress(`ERROR ${message}`);
+  }
+  settle();
+}
+
 /** The crowd phase, once per server after the rounds (and after the memory figures of the rounds are taken). */
 async function runCrowd(options: Options, run: Run, nonce: string): Promise<void> {
-  for (const state of run.states) {
-    const kind = state.server.kind;
-    try {
-      const values = await PHASE_RUNNERS.crowd({ state, round: options.rounds, sizes: options.sizes, nonce });
-      const series = run.series.get(kind) ?? {};
-      for (const [key, value] of Object.entries(values)) series[key as MetricKey] = [value];
-      run.series.set(kind, series);
-      progress(`crowd    ${kind.padEnd(9)} ${Object.entries(values).map(([k, v]) => `${k}=${v.toFixed(0)}`).join(" ")}`);
-    } catch (err) {
-      const message = `crowd ${kind}: ${(err as Error).message}`;
-      run.errors.push(message);
-      progress(`ERROR ${message}`);
-    }
-    settle();
-  }
+  for (const state of run.states) await runPhase(run, "crowd", { state, round: options.rounds, sizes: options.sizes, nonce }, 0, "after the rounds");
 }
 
 function memorySeries(run: Run, sampler: RssSampler, hwm: Map<ServerKind, number | undefined>): void {

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { RegistryError } from "../errors";
 import { Digest } from "../reference";
-import { FileInfo, FileWriter, ifExists, StorageDriver } from "../storage/driver";
+import { FileInfo, ifExists, StorageDriver } from "../storage/driver";
 import { paths } from "../storage/paths";
 import { KeyedLock } from "../util/keyed-lock";
 import { requestMemory, SMALL_BODY_BYTES } from "../util/memory-budget";
@@ -97,14 +97,17 @@ export class UploadStore {
     // what the socket has brought meanwhile), waited for in turn: uploads past what the budget
     // holds wait here, before they read their bodies, instead of each holding chunks at once.
     const floor = length !== undefined && length <= SMALL_BODY_BYTES ? 0 : await requestMemory.take(STREAMING_BYTES);
-    let failure: unknown;
-    let writer: FileWriter;
     try {
-      writer = await this.driver.writer(paths.uploadData(repo, id), true);
-    } catch (err) {
+      return await this.stream(repo, id, body, state, sync);
+    } finally {
       requestMemory.give(floor);
-      throw err;
     }
+  }
+
+  /** Writes the body to the session's data (hashing it when `state` is kept); answers the new size. */
+  private async stream(repo: string, id: string, body: AsyncIterable<Buffer>, state: HashState | undefined, sync: boolean): Promise<number> {
+    const writer = await this.driver.writer(paths.uploadData(repo, id), true);
+    let failure: unknown;
     try {
       for await (const chunk of body) {
         const length = chunk.length;
@@ -129,7 +132,6 @@ export class UploadStore {
     } catch (err) {
       failure ??= err;
     }
-    requestMemory.give(floor);
     if (failure !== undefined) throw failure;
     return writer.size;
   }

@@ -14,19 +14,9 @@ import { FilesystemFileSource } from "../../src/storage/file-source";
 import { FilesystemDriver } from "../../src/storage/filesystem";
 import { pushBlob } from "../helpers/registry";
 import { startServer } from "../helpers/server";
+import { sink } from "../helpers/sink";
 
 const MiB = 1024 * 1024;
-
-function sink(): { stream: Writable; bytes(): Buffer } {
-  const chunks: Buffer[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, callback) {
-      chunks.push(Buffer.from(chunk));
-      setImmediate(callback);
-    },
-  });
-  return { stream, bytes: () => Buffer.concat(chunks) };
-}
 
 function einval(): NodeJS.ErrnoException {
   return Object.assign(new Error("EINVAL: invalid argument, write"), { code: "EINVAL" });

@@ -6,12 +6,12 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { slotPool } from "../../src/storage/direct-io";
 import { FilesystemDriver } from "../../src/storage/filesystem";
 import { requestMemory } from "../../src/util/memory-budget";
 import { exhaustBudget } from "../helpers/memory";
+import { sink } from "../helpers/sink";
 import { UploadHash } from "../../src/util/upload-hash";
 
 const KiB = 1024;
@@ -21,19 +21,6 @@ function takeAllSlots(): () => void {
   const taken: Buffer[] = [];
   for (let s = slotPool.takeOne(); s; s = slotPool.takeOne()) taken.push(s);
   return () => taken.forEach((s) => slotPool.give(s));
-}
-
-function sink(): { stream: Writable; bytes(): Buffer; largest(): number } {
-  const chunks: Buffer[] = [];
-  let largest = 0;
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, callback) {
-      chunks.push(Buffer.from(chunk));
-      largest = Math.max(largest, chunk.length);
-      setImmediate(callback);
-    },
-  });
-  return { stream, bytes: () => Buffer.concat(chunks), largest: () => largest };
 }
 
 describe("request memory budget", () => {
