@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { DirectFileWriter, DirectTarget, SLOT_BYTES, SlotPool, slotPool } from "../../src/storage/direct-io";
 import { FilesystemFileSource } from "../../src/storage/file-source";
 import { FilesystemDriver } from "../../src/storage/filesystem";
+import { writeAll } from "../helpers/chunks";
 import { pushBlob } from "../helpers/registry";
 import { startServer } from "../helpers/server";
 import { sink } from "../helpers/sink";
@@ -20,10 +21,6 @@ const MiB = 1024 * 1024;
 
 function einval(): NodeJS.ErrnoException {
   return Object.assign(new Error("EINVAL: invalid argument, write"), { code: "EINVAL" });
-}
-
-async function writeAll(w: { write(c: Buffer): Promise<unknown> }, content: Buffer, chunk = 65_536): Promise<void> {
-  for (let off = 0; off < content.length; off += chunk) await w.write(content.subarray(off, off + chunk));
 }
 
 describe("direct I/O", () => {

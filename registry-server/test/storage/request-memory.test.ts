@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { slotPool } from "../../src/storage/direct-io";
 import { FilesystemDriver } from "../../src/storage/filesystem";
 import { requestMemory } from "../../src/util/memory-budget";
+import { writeAll } from "../helpers/chunks";
 import { exhaustBudget } from "../helpers/memory";
 import { sink } from "../helpers/sink";
 import { UploadHash } from "../../src/util/upload-hash";
@@ -37,7 +38,7 @@ describe("request memory budget", () => {
     const content = randomBytes(300 * KiB);
     for (const end of ["commit", "close", "cancel"] as const) {
       const w = await driver.writer(`/${end}/data`, false);
-      for (let at = 0; at < content.length; at += 64 * KiB) await w.write(content.subarray(at, at + 64 * KiB));
+      await writeAll(w, content, 64 * KiB);
       assert.equal(requestMemory.inUse, before + content.length, `${end}: held, and counted`);
       await w[end]();
       assert.equal(requestMemory.inUse, before, `${end}: given back`);
